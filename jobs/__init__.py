@@ -1,0 +1,1 @@
+"""Entrypoints of the Kubernetes Jobs and CronJobs, and the cluster CLI."""

@@ -1,0 +1,1 @@
+"""Data, features, candidate models, evaluation and the model artifact of the gender classifier."""

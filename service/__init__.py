@@ -1,0 +1,1 @@
+"""The prediction service: a Flask app served by gunicorn."""
