@@ -1,0 +1,45 @@
+# One entry point for people, CI and Jenkins. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: help venv lint test train bench-train clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## Create .venv with every dependency group (re-made when pyproject.toml changes)
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --group dev
+	rm -f $(VENV)/.installed-* && touch $@
+
+lint: venv ## Ruff: lint and formatting
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint ## Lint, then every test (the README's test command)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+SAMPLE_DIR := var/sample-data
+ifdef USERS
+TRAIN_INPUTS := --users $(USERS) $(if $(HOTELS),--hotels $(HOTELS)) $(if $(FLIGHTS),--flights $(FLIGHTS))
+else
+TRAIN_INPUTS := --users $(SAMPLE_DIR)/users.csv --hotels $(SAMPLE_DIR)/hotels.csv --flights $(SAMPLE_DIR)/flights.csv
+endif
+
+train: venv ## Train and publish to var/models: generated sample data, or USERS=... [HOTELS=...] [FLIGHTS=...]
+	$(if $(USERS),,$(BIN)/python -m model.sample_data --out $(SAMPLE_DIR))
+	$(BIN)/python -m model.train $(TRAIN_INPUTS) --model-dir var/models
+
+bench-train: venv ## Benchmark: training on the real data, and model.predict on 1,000,000 generated users
+	$(BIN)/python -m tests.bench.bench_train
+
+clean: ## Remove var/ (local models, data, logs) and caches
+	rm -rf var .pytest_cache .ruff_cache reports
