@@ -28,15 +28,10 @@ test: lint ## Lint, then every test (the README's test command)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 SAMPLE_DIR := var/sample-data
-ifdef USERS
-TRAIN_INPUTS := --users $(USERS) $(if $(HOTELS),--hotels $(HOTELS)) $(if $(FLIGHTS),--flights $(FLIGHTS))
-else
-TRAIN_INPUTS := --users $(SAMPLE_DIR)/users.csv --hotels $(SAMPLE_DIR)/hotels.csv --flights $(SAMPLE_DIR)/flights.csv
-endif
 
-train: venv ## Train and publish to var/models: generated sample data, or USERS=... [HOTELS=...] [FLIGHTS=...]
-	$(if $(USERS),,$(BIN)/python -m model.sample_data --out $(SAMPLE_DIR))
-	$(BIN)/python -m model.train $(TRAIN_INPUTS) --model-dir var/models
+train: venv ## Train and publish to var/models, on generated sample data or DATA_DIR=dir (users.csv [hotels.csv] [flights.csv])
+	$(if $(DATA_DIR),,$(BIN)/python -m model.sample_data --out $(SAMPLE_DIR))
+	$(BIN)/python -m model.train --data-dir $(or $(DATA_DIR),$(SAMPLE_DIR)) --model-dir var/models
 
 bench-train: venv ## Benchmark: training on the real data, and model.predict on 1,000,000 generated users
 	$(BIN)/python -m tests.bench.bench_train
