@@ -36,5 +36,85 @@ train: venv ## Train and publish to var/models, on generated sample data or DATA
 bench-train: venv ## Benchmark: training on the real data, and model.predict on 1,000,000 generated users
 	$(BIN)/python -m tests.bench.bench_train
 
+# --- Kubernetes manifests -------------------------------------------------------------
+# The validators pin libraries that clash with the app's, so they live in their own venv.
+TOOLS_VENV := .tools/venv
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-kv1.37.0-checkov3.3.30
+
+.PHONY: tools manifests-check
+
+tools: $(TOOLS_STAMP) ## Install the manifest validators (kubernetes-validate, checkov) into .tools/venv
+$(TOOLS_STAMP):
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install -q --upgrade pip
+	$(TOOLS_VENV)/bin/pip install -q kubernetes-validate==1.37.0 checkov==3.3.30
+	rm -f $(TOOLS_VENV)/.installed-* && touch $@
+
+manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.29 and newest), run checkov and the structural tests
+	$(BIN)/python -m pytest tests/test_manifests.py $(PYTEST_ARGS)
+
 clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports
+
+# --- Load test, smoke test and delivery: the Jenkinsfile's stages, each runnable by hand ---
+.PHONY: load load-cluster smoke push deploy apply promote promote-push
+
+HOST ?= http://127.0.0.1:5000
+USERS ?= 20
+SPAWN_RATE ?= 10
+DURATION ?= 30s
+THRESHOLDS ?= load/thresholds.toml
+LOAD_REPORT_DIR ?= reports/load
+NAMESPACE ?= gender-classifier
+SMOKE_PORT ?= 5000
+OVERLAY ?= manifests/overlays/minikube
+CLOUD_OVERLAY := manifests/overlays/cloud
+RELEASE_IMAGES := gender-api gender-jobs gender-mlflow
+PROMOTE_BRANCH ?= main
+GIT_USER_NAME ?= gender-classifier CI
+GIT_USER_EMAIL ?= ci@gender-classifier.invalid
+CLUSTER = GENDER_NAMESPACE=$(NAMESPACE) $(BIN)/python -m jobs.cluster
+LOCUST = $(BIN)/locust -f load/locustfile.py --headless --users $(USERS) --spawn-rate $(SPAWN_RATE) \
+	--run-time $(DURATION) --stop-timeout 5 --only-summary --thresholds $(THRESHOLDS) \
+	--csv $(LOAD_REPORT_DIR)/locust --html $(LOAD_REPORT_DIR)/locust.html $(LOAD_ARGS)
+# $(call require,VAR) stops the target when VAR is empty.
+require = $(if $($(1)),,$(error $@ needs $(1)=...))
+
+load: venv ## Locust, headless, against HOST (USERS, DURATION); CSV+HTML in reports/load/; fails on a broken load/thresholds.toml
+	mkdir -p $(LOAD_REPORT_DIR)
+	$(LOCUST) --host $(HOST)
+
+load-cluster: venv ## The smoke test, then the Locust run against the cluster through the same port-forward
+	mkdir -p $(LOAD_REPORT_DIR)
+	NAMESPACE=$(NAMESPACE) SMOKE_PORT=$(SMOKE_PORT) load/smoke.sh $(LOCUST) --host http://127.0.0.1:$(SMOKE_PORT)
+
+smoke: ## Port-forward svc/gender-api (NAMESPACE, SMOKE_PORT): /readyz and one prediction must answer
+	NAMESPACE=$(NAMESPACE) SMOKE_PORT=$(SMOKE_PORT) load/smoke.sh
+
+push: ## Tag the images of `make images TAG=...` as REGISTRY/<image>:TAG and push them (docker login first)
+	$(call require,TAG)$(call require,REGISTRY)
+	for image in $(RELEASE_IMAGES); do \
+		docker tag $$image:$(TAG) $(REGISTRY)/$$image:$(TAG) && docker push $(REGISTRY)/$$image:$(TAG) || exit 1; \
+	done
+
+deploy: venv ## Apply OVERLAY with images at TAG (from REGISTRY if set) via a temporary copy, wait until ready, train
+	$(call require,TAG)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r manifests "$$tmp/" && \
+		$(CLUSTER) promote --overlay "$$tmp/$(OVERLAY)" --tag $(TAG) $(if $(REGISTRY),--registry $(REGISTRY)) && \
+		kubectl apply -k "$$tmp/$(OVERLAY)"
+	$(CLUSTER) wait-ready
+	$(CLUSTER) run-training
+
+apply: ## kubectl apply -k OVERLAY as it is in the checkout
+	kubectl apply -k $(OVERLAY)
+
+promote: venv ## Point the cloud overlay at REGISTRY/<image>:TAG in the checkout (then promote-push, or apply)
+	$(call require,TAG)$(call require,REGISTRY)
+	$(CLUSTER) promote --overlay $(CLOUD_OVERLAY) --tag $(TAG) --registry $(REGISTRY)
+
+promote-push: ## GitOps: commit the promoted cloud overlay and push it to PROMOTE_BRANCH (no-op when unchanged)
+	$(call require,TAG)
+	git diff --quiet -- $(CLOUD_OVERLAY) || { \
+		git -c user.name="$(GIT_USER_NAME)" -c user.email="$(GIT_USER_EMAIL)" \
+			commit -m "Promote $(TAG) to the cloud overlay" -- $(CLOUD_OVERLAY) && \
+		git push origin HEAD:$(PROMOTE_BRANCH); }
