@@ -56,6 +56,38 @@ manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.29
 clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports
 
+# --- Container images (docker/) -------------------------------------------------------
+.PHONY: base-image images images-minikube image-sizes
+
+# BASE_IMAGE empty: the Dockerfiles' default (python:3.11-slim-bookworm). Where no registry
+# answers, `make base-image` builds STANDIN_BASE and `BASE_IMAGE=gender-base:bookworm` uses it.
+BASE_IMAGE ?=
+STANDIN_BASE := gender-base:bookworm
+IMAGE_NAMES := api jobs mlflow
+# The proxy and index variables pass through from the environment only when set there.
+IMAGE_BUILD_ARGS = --build-arg VERSION=$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) \
+	--build-arg REVISION=$(shell git rev-parse HEAD) \
+	$(if $(shell git config --get remote.origin.url),--build-arg SOURCE=$(shell git config --get remote.origin.url)) \
+	$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+	$(foreach v,HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_EXTRA_INDEX_URL,--build-arg $(v))
+# Only these targets default TAG to the revision; push/deploy still demand an explicit TAG.
+images image-sizes: TAG ?= $(shell git rev-parse --short HEAD)
+
+base-image: ## Build the stand-in base image gender-base:bookworm with debootstrap (no registry needed)
+	docker/base-image.sh $(STANDIN_BASE)
+
+images: ## Build gender-api, gender-jobs, gender-mlflow as :TAG (default: short revision; BASE_IMAGE=... to override)
+	for name in $(IMAGE_NAMES); do \
+		echo "--- gender-$$name:$(TAG)"; \
+		docker build -f docker/$$name.Dockerfile $(IMAGE_BUILD_ARGS) -t gender-$$name:$(TAG) . || exit 1; \
+	done
+
+images-minikube: ## Build the images inside minikube's Docker as :dev (the minikube overlay's tag)
+	eval $$(minikube docker-env) && $(MAKE) images TAG=dev
+
+image-sizes: ## Print each image's size against its budget (TAG); fails when one is over or missing
+	docker/image-sizes.sh $(TAG)
+
 # --- Load test, smoke test and delivery: the Jenkinsfile's stages, each runnable by hand ---
 .PHONY: load load-cluster smoke push deploy apply promote promote-push
 

@@ -1,0 +1,48 @@
+# Training, batch inference and cluster jobs: the `train` dependency group, plus generated
+# sample data as the default data set (never the real data, never a model).
+# Build context: the repository root.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS builder
+# Pass-through for a package index mirror; unset means PyPI.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+# pip >= 25.1 reads [dependency-groups] (`--group`).
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --upgrade "pip>=25.1"
+# Dependencies first: this layer is rebuilt only when pyproject.toml changes.
+COPY pyproject.toml ./
+RUN /opt/venv/bin/pip install --group train
+COPY model ./model
+COPY service ./service
+COPY jobs ./jobs
+RUN /opt/venv/bin/pip install --no-deps . && /opt/venv/bin/pip uninstall --yes pip
+# From / so that the installed package, not the source tree, generates the data.
+WORKDIR /
+RUN /opt/venv/bin/python -m model.sample_data --out /opt/gender/sample-data
+
+FROM ${BASE_IMAGE}
+RUN groupadd --gid 10001 gender \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin gender
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/gender /opt/gender
+# Read-only root filesystem: no bytecode writes, home and matplotlib's cache under /tmp.
+ENV PATH=/opt/venv/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    GENDER_MODEL_DIR=/models GENDER_DATA_DIR=/data GENDER_OUTPUT_DIR=/predictions \
+    GENDER_SAMPLE_DATA_DIR=/opt/gender/sample-data
+WORKDIR /app
+USER 10001:10001
+CMD ["python", "-m", "jobs.retrain"]
+
+# Last, so that a new revision only rewrites the image's metadata.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="gender-jobs" \
+      org.opencontainers.image.description="Gender classifier jobs: retraining, batch inference, cluster tasks" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT"
