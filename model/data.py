@@ -1,0 +1,221 @@
+"""Load and validate the Voyage CSVs (users, hotels, flights).
+
+Every file is read as text first and checked column by column, so a bad file is refused
+with the file, row and column named, instead of a pandas traceback or a silent coercion.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model.features import INPUT_FIELDS
+
+GENDERS = ("male", "female", "none")
+FLIGHT_TYPES = ("economic", "premium", "firstClass")
+DATE_FORMAT = "%m/%d/%Y"
+MAX_NAME_CHARS = 200
+AGE_RANGE = (0, 120)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # "int", "float", "text", "date"
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+    max_chars: int | None = None
+
+
+USERS_COLUMNS = (
+    Column("code", "int", minimum=0),
+    Column("company", "text"),
+    Column("name", "text", max_chars=MAX_NAME_CHARS),
+    Column("gender", "text", choices=GENDERS),
+    Column("age", "int", *AGE_RANGE),
+)
+HOTELS_COLUMNS = (
+    Column("travelCode", "int", minimum=0),
+    Column("userCode", "int", minimum=0),
+    Column("name", "text"),
+    Column("place", "text"),
+    Column("days", "int", minimum=0),
+    Column("price", "float", minimum=0),
+    Column("total", "float", minimum=0),
+    Column("date", "date"),
+)
+FLIGHTS_COLUMNS = (
+    Column("travelCode", "int", minimum=0),
+    Column("userCode", "int", minimum=0),
+    Column("from", "text"),
+    Column("to", "text"),
+    Column("flightType", "text", choices=FLIGHT_TYPES),
+    Column("price", "float", minimum=0),
+    Column("time", "float", minimum=0),
+    Column("distance", "float", minimum=0),
+    Column("agency", "text"),
+    Column("date", "date"),
+)
+
+
+class DataError(ValueError):
+    """A refused input file; the message names the file, and the row and column when there is one."""
+
+    def __init__(self, path: Path | str, message: str, row: int | None = None, column: str | None = None):
+        where = f"{path}"
+        if row is not None:
+            # Row 1 is the first data row, on line 2 of the file (after the header).
+            where += f", row {row} (line {row + 1})"
+        if column is not None:
+            where += f", column '{column}'"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    users: pd.DataFrame
+    hotels: pd.DataFrame | None = None
+    flights: pd.DataFrame | None = None
+
+
+def _first_bad(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0]) + 1
+
+
+def _convert(path: Path, raw: pd.Series, column: Column) -> pd.Series:
+    """Convert one text column to its type, refusing the first bad value with its row."""
+    if column.kind == "text":
+        empty = raw.str.strip() == ""
+        if empty.any():
+            raise DataError(path, "empty value", _first_bad(empty.to_numpy()), column.name)
+        if column.choices is not None:
+            unknown = ~raw.isin(column.choices)
+            if unknown.any():
+                row = _first_bad(unknown.to_numpy())
+                value = raw.iloc[row - 1]
+                raise DataError(
+                    path, f"unknown value {value!r}, expected one of {list(column.choices)}", row, column.name
+                )
+        if column.max_chars is not None:
+            long = raw.str.len() > column.max_chars
+            if long.any():
+                raise DataError(
+                    path,
+                    f"longer than {column.max_chars} characters",
+                    _first_bad(long.to_numpy()),
+                    column.name,
+                )
+        return raw
+    if column.kind == "date":
+        values = pd.to_datetime(raw, format=DATE_FORMAT, errors="coerce")
+        bad = values.isna().to_numpy()
+        if bad.any():
+            row = _first_bad(bad)
+            raise DataError(path, f"not a MM/DD/YYYY date: {raw.iloc[row - 1]!r}", row, column.name)
+        return values
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = (values.isna() | ~np.isfinite(values)).to_numpy()
+    if column.kind == "int":
+        bad = bad | (values.fillna(0.5).mod(1).to_numpy() != 0)
+    if bad.any():
+        row = _first_bad(bad)
+        kind = "an integer" if column.kind == "int" else "a number"
+        raise DataError(path, f"not {kind}: {raw.iloc[row - 1]!r}", row, column.name)
+    for limit, outside, word in (
+        (column.minimum, values < (column.minimum or 0), "below"),
+        (column.maximum, values > (column.maximum or 0), "above"),
+    ):
+        if limit is not None and outside.any():
+            row = _first_bad(outside.to_numpy())
+            raise DataError(path, f"{values.iloc[row - 1]} is {word} the allowed {limit}", row, column.name)
+    return values.astype("int64") if column.kind == "int" else values.astype("float64")
+
+
+def read_table(path: Path | str, columns: tuple[Column, ...], optional: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a CSV and validate its header and every value; `optional` columns may be absent."""
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=False)
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(path, f"not a readable CSV file ({str(error).strip()})") from None
+    expected = [c.name for c in columns]
+    missing = [name for name in expected if name not in raw.columns and name not in optional]
+    if missing:
+        raise DataError(path, f"missing columns {missing}; expected {expected}")
+    extra = [name for name in raw.columns if name not in expected]
+    if extra:
+        raise DataError(path, f"unexpected columns {extra}; expected {expected}")
+    return pd.DataFrame({c.name: _convert(path, raw[c.name], c) for c in columns if c.name in raw.columns})
+
+
+def load_users(path: Path | str) -> pd.DataFrame:
+    """users.csv; the gender column is optional so that unlabelled files can be scored."""
+    users = read_table(path, USERS_COLUMNS, optional=("gender",))
+    duplicated = users["code"].duplicated().to_numpy()
+    if duplicated.any():
+        row = _first_bad(duplicated)
+        raise DataError(path, f"duplicate user code {users['code'].iloc[row - 1]}", row, "code")
+    return users
+
+
+def _load_trips(path: Path | str, columns: tuple[Column, ...], users: pd.DataFrame) -> pd.DataFrame:
+    trips = read_table(path, columns)
+    orphan = (~trips["userCode"].isin(users["code"])).to_numpy()
+    if orphan.any():
+        row = _first_bad(orphan)
+        raise DataError(path, f"userCode {trips['userCode'].iloc[row - 1]} has no user", row, "userCode")
+    return trips
+
+
+def load_dataset(
+    users: Path | str, hotels: Path | str | None = None, flights: Path | str | None = None
+) -> Dataset:
+    user_table = load_users(users)
+    return Dataset(
+        users=user_table,
+        hotels=_load_trips(hotels, HOTELS_COLUMNS, user_table) if hotels else None,
+        flights=_load_trips(flights, FLIGHTS_COLUMNS, user_table) if flights else None,
+    )
+
+
+def dataset_paths(data_dir: Path | str) -> dict[str, Path | None]:
+    """The users file of a data directory (required) and its hotels/flights files when present."""
+    data_dir = Path(data_dir)
+    paths: dict[str, Path | None] = {"users": data_dir / "users.csv"}
+    if not paths["users"].exists():
+        raise DataError(data_dir, "no users.csv in this directory")
+    for name in ("hotels", "flights"):
+        path = data_dir / f"{name}.csv"
+        paths[name] = path if path.exists() else None
+    return paths
+
+
+def travel_aggregates(dataset: Dataset) -> pd.DataFrame:
+    """Per-user travel features (the serving request's optional travel fields), indexed by user code."""
+    out = pd.DataFrame(index=pd.Index(dataset.users["code"], name="code"))
+    if dataset.flights is not None:
+        flights = dataset.flights.groupby("userCode")
+        out["travel_count"] = flights["travelCode"].nunique()
+        out["avg_flight_price"] = flights["price"].mean()
+        out["total_flight_spend"] = flights["price"].sum()
+        out["avg_distance"] = flights["distance"].mean()
+        shares = pd.crosstab(dataset.flights["userCode"], dataset.flights["flightType"], normalize="index")
+        for flight_type in FLIGHT_TYPES:
+            out[f"share_{flight_type.lower()}"] = shares.get(flight_type, 0.0)
+    if dataset.hotels is not None:
+        hotels = dataset.hotels.groupby("userCode")
+        out["hotel_nights"] = hotels["days"].sum()
+        out["avg_hotel_spend"] = hotels["total"].mean()
+        if "travel_count" not in out:
+            out["travel_count"] = hotels["travelCode"].nunique()
+    # A user with no trip in a given file has zero of it, not an unknown amount.
+    return out.fillna(0.0)
+
+
+def feature_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A table's prediction fields as columns, the input of the shared feature path."""
+    return {field: frame[field].to_numpy() for field in frame.columns if field in INPUT_FIELDS}

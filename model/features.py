@@ -1,0 +1,235 @@
+"""Features, one code path for training and serving.
+
+Input is columns: field name -> array, one entry per user, for any subset of INPUT_FIELDS
+(None or NaN where a value is missing). A JSON request becomes columns of length one, a CSV
+columns of length N, and both go through transform(), so they cannot drift. Only numpy on
+this path: the API image has no pandas.
+"""
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from model.names import TITLES, normalize_title, parse_name
+
+KNOWN_COMPANIES = ("4You", "Acme Factory", "Wonka Company", "Monsters CYA", "Umbrella LTDA")
+TRAVEL_FIELDS = (
+    "travel_count",
+    "avg_flight_price",
+    "total_flight_spend",
+    "avg_distance",
+    "share_economic",
+    "share_premium",
+    "share_firstclass",
+    "hotel_nights",
+    "avg_hotel_spend",
+)
+INPUT_FIELDS: dict[str, type] = {
+    "name": str,
+    "title": str,
+    "age": float,
+    "company": str,
+    "name_length": int,
+    **{field: int if field in ("travel_count", "hotel_nights") else float for field in TRAVEL_FIELDS},
+}
+FEATURE_NAMES = (
+    "has_name",
+    "name_length",
+    "title_gender",
+    "prior_log_odds",
+    "prior_log_births",
+    "prior_known",
+    "first_name_log_odds",
+    "ngram_log_odds",
+    "age",
+    "age_missing",
+    *(f"company={company}" for company in KNOWN_COMPANIES),
+    *TRAVEL_FIELDS,
+    "travel_missing",
+)
+NGRAM_SIZES = (2, 3, 4)
+# Laplace-style pseudo-counts: how much evidence a first name or n-gram needs to count.
+NAME_SMOOTHING = 2.0
+NGRAM_SMOOTHING = 1.0
+CROSS_FIT_FOLDS = 5
+_TITLE_SIGN = {"male": -1.0, "female": 1.0, None: 0.0}
+_COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_LEARNED_COLUMNS = [_COLUMN["first_name_log_odds"], _COLUMN["ngram_log_odds"]]
+
+Columns = Mapping[str, np.ndarray]
+
+
+def records_to_columns(records: Sequence[dict]) -> dict[str, np.ndarray]:
+    """List of dicts (e.g. JSON instances) -> columns; fields no record has are left out.
+
+    The name column is always there, so that the row count survives records with no field.
+    """
+    present = {"name"} | {field for record in records for field in record}
+    return {field: np.array([r.get(field) for r in records], dtype=object) for field in present}
+
+
+def take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
+    return {field: values[index] for field, values in columns.items()}
+
+
+def _numeric(columns: Columns, field: str, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values with 0 where missing, missing mask) of a numeric field."""
+    raw = columns.get(field)
+    if raw is None:
+        return np.zeros(n_rows), np.ones(n_rows, dtype=bool)
+    values = np.array([np.nan if v is None else v for v in raw], dtype=float) if raw.dtype == object else raw
+    missing = np.isnan(values)
+    return np.where(missing, 0.0, values), missing
+
+
+def _text(columns: Columns, field: str, n_rows: int) -> list:
+    raw = columns.get(field)
+    if raw is None:
+        return [None] * n_rows
+    return [v if isinstance(v, str) and v else None for v in raw]
+
+
+def char_ngrams(first_name: str) -> list[str]:
+    """Character n-grams of a first name, with ^ and $ marking its start and end."""
+    padded = f"^{first_name}$"
+    return [padded[i : i + n] for n in NGRAM_SIZES for i in range(len(padded) - n + 1)]
+
+
+def _log_odds_table(keys: Iterable[Sequence[str]], labels: np.ndarray, smoothing: float) -> dict[str, float]:
+    """key -> smoothed log-odds of female among the training rows that have it."""
+    female, total = Counter(), Counter()
+    for row_keys, label in zip(keys, labels, strict=True):
+        for key in set(row_keys):
+            total[key] += 1
+            female[key] += int(label)
+    return {
+        key: math.log((female[key] + smoothing) / (n - female[key] + smoothing)) for key, n in total.items()
+    }
+
+
+def without_names(columns: Columns) -> dict[str, np.ndarray]:
+    """The same users as a client that sends no name sees them: name gone, its length kept."""
+    names = columns.get("name")
+    if names is None:
+        return dict(columns)
+    lengths = np.array([len(n) if isinstance(n, str) and n else np.nan for n in names])
+    return {**{k: v for k, v in columns.items() if k not in ("name", "title")}, "name_length": lengths}
+
+
+class FeatureBuilder:
+    """Turns columns into a dense float matrix (columns: FEATURE_NAMES).
+
+    Holds the SSA prior (fixed) and two tables learned from training labels: first-name and
+    character n-gram log-odds. fit_transform cross-fits those tables so that the estimator
+    never sees a training row's own label through them, as it will not on unseen names.
+    """
+
+    def __init__(self, prior: dict[str, tuple[float, float]], seed: int = 0):
+        self.prior = prior
+        self.seed = seed
+        self.first_name_table: dict[str, float] = {}
+        self.ngram_table: dict[str, float] = {}
+
+    def fit(self, columns: Columns, labels: np.ndarray) -> "FeatureBuilder":
+        first_names = [parse_name(name)[1] for name in _text(columns, "name", len(labels))]
+        self.first_name_table, self.ngram_table = self._tables(first_names, labels)
+        return self
+
+    def training_matrix(self, columns: Columns, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fit, and return the training matrix and labels, every user twice: with and without a name.
+
+        Requests may omit the name; without nameless rows in training, a model would extrapolate
+        for them from name features set to zero instead of answering the base rate honestly.
+        """
+        named = self.fit_transform(columns, labels)
+        nameless = self.transform(without_names(columns))
+        return np.vstack([named, nameless]), np.concatenate([labels, labels])
+
+    def fit_transform(self, columns: Columns, labels: np.ndarray) -> np.ndarray:
+        self.fit(columns, labels)
+        features = self.transform(columns)
+        first_names = [parse_name(name)[1] for name in _text(columns, "name", len(labels))]
+        folds = np.random.default_rng(self.seed).integers(0, CROSS_FIT_FOLDS, len(labels))
+        for fold in range(CROSS_FIT_FOLDS):
+            inside = folds == fold
+            outside_names = [n for n, out in zip(first_names, ~inside, strict=True) if out]
+            tables = self._tables(outside_names, labels[~inside])
+            held_out = [n for n, ins in zip(first_names, inside, strict=True) if ins]
+            features[np.ix_(inside, _LEARNED_COLUMNS)] = self._learned_features(held_out, *tables)
+        return features
+
+    @staticmethod
+    def _tables(
+        first_names: list[str | None], labels: np.ndarray
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        named = [(n, y) for n, y in zip(first_names, labels, strict=True) if n]
+        names = [n for n, _ in named]
+        ys = np.array([y for _, y in named], dtype=int)
+        return (
+            _log_odds_table(([n] for n in names), ys, NAME_SMOOTHING),
+            _log_odds_table((char_ngrams(n) for n in names), ys, NGRAM_SMOOTHING),
+        )
+
+    @staticmethod
+    def _learned_features(first_names, first_name_table, ngram_table) -> np.ndarray:
+        out = np.zeros((len(first_names), 2))
+        seen: dict[str, tuple[float, float]] = {}  # batches repeat first names: score each once
+        for i, first_name in enumerate(first_names):
+            if not first_name:
+                continue
+            if first_name not in seen:
+                grams = [ngram_table[g] for g in char_ngrams(first_name) if g in ngram_table]
+                seen[first_name] = (
+                    first_name_table.get(first_name, 0.0),
+                    sum(grams) / len(grams) if grams else 0.0,
+                )
+            out[i] = seen[first_name]
+        return out
+
+    def _prior_features(self, first_names: list[str | None]) -> np.ndarray:
+        """(log-odds, log births, known) per row; unknown or absent first names get zeros."""
+        out = np.zeros((len(first_names), 3))
+        for i, first_name in enumerate(first_names):
+            prior = self.prior.get(first_name) if first_name else None
+            if prior is not None:
+                out[i] = (prior[0], prior[1], 1.0)
+        return out
+
+    def transform(self, columns: Columns) -> np.ndarray:
+        n_rows = len(next(iter(columns.values()))) if columns else 0
+        out = np.zeros((n_rows, len(FEATURE_NAMES)))
+        names = _text(columns, "name", n_rows)
+        parsed = [parse_name(name) for name in names]
+        first_names = [first for _, first in parsed]
+        given_titles = _text(columns, "title", n_rows)
+        # A title given on its own wins over one written in the name.
+        titles = [
+            normalize_title(given) or title for given, (title, _) in zip(given_titles, parsed, strict=True)
+        ]
+        name_length, _ = _numeric(columns, "name_length", n_rows)
+        out[:, _COLUMN["has_name"]] = [1.0 if first else 0.0 for first in first_names]
+        out[:, _COLUMN["name_length"]] = [
+            len(n) if n else given for n, given in zip(names, name_length, strict=True)
+        ]
+        out[:, _COLUMN["title_gender"]] = [_TITLE_SIGN[TITLES.get(t)] for t in titles]
+        out[:, [_COLUMN["prior_log_odds"], _COLUMN["prior_log_births"], _COLUMN["prior_known"]]] = (
+            self._prior_features(first_names)
+        )
+        out[:, _LEARNED_COLUMNS] = self._learned_features(
+            first_names, self.first_name_table, self.ngram_table
+        )
+        age, age_missing = _numeric(columns, "age", n_rows)
+        out[:, _COLUMN["age"]] = age
+        out[:, _COLUMN["age_missing"]] = age_missing
+        companies = columns.get("company")
+        if companies is not None:
+            for company in KNOWN_COMPANIES:
+                out[:, _COLUMN[f"company={company}"]] = companies == company
+        travel_missing = np.ones(n_rows, dtype=bool)
+        for field in TRAVEL_FIELDS:
+            out[:, _COLUMN[field]], missing = _numeric(columns, field, n_rows)
+            travel_missing &= missing
+        out[:, _COLUMN["travel_missing"]] = travel_missing
+        return out

@@ -1,0 +1,50 @@
+"""The fitted model: features and estimator in one object, the thing model.pkl holds."""
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from model.features import Columns, FeatureBuilder, records_to_columns
+
+CLASSES = ("male", "female")  # label 1 is female
+
+
+class Prediction(NamedTuple):
+    gender: str
+    probability: float  # probability of `gender`
+
+
+class GenderPredictor:
+    """Columns (or records) in, predictions out; training, batch scoring and serving all call this."""
+
+    def __init__(self, features: FeatureBuilder, estimator, candidate: str):
+        self.features = features
+        self.estimator = estimator
+        self.candidate = candidate
+        self._linear = _linear_form(estimator)
+
+    def female_probability(self, columns: Columns) -> np.ndarray:
+        matrix = self.features.transform(columns)
+        if self._linear is not None:
+            # Same numbers as the estimator's predict_proba, without its per-call validation
+            # overhead, which dominates when serving one row at a time.
+            weights, bias = self._linear
+            return 1.0 / (1.0 + np.exp(-(matrix @ weights + bias)))
+        return self.estimator.predict_proba(matrix)[:, 1]
+
+    def predict(self, records: Sequence[dict]) -> list[Prediction]:
+        female = self.female_probability(records_to_columns(records))
+        return [
+            Prediction("female", float(p)) if p >= 0.5 else Prediction("male", float(1.0 - p)) for p in female
+        ]
+
+
+def _linear_form(estimator) -> tuple[np.ndarray, float] | None:
+    """(weights, bias) of a StandardScaler + LogisticRegression pipeline folded into one dot product."""
+    steps = getattr(estimator, "named_steps", None)
+    if not steps or set(steps) != {"scale", "classify"} or not hasattr(steps["classify"], "coef_"):
+        return None
+    scaler, classifier = steps["scale"], steps["classify"]
+    coef = classifier.coef_[0] / scaler.scale_
+    return coef, float(classifier.intercept_[0] - coef @ scaler.mean_)

@@ -1,0 +1,77 @@
+"""Score a users file: `python -m model.predict --model-dir DIR --input users.csv --output out.csv`."""
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from model import artifact
+from model.data import DataError, Dataset, feature_columns, load_dataset, travel_aggregates
+
+CHUNK_ROWS = 200_000  # bounds the memory of the feature matrices
+OUTPUT_COLUMNS = ("code", "predicted_gender", "probability", "model_version")
+
+
+def score(dataset: Dataset, loaded: artifact.LoadedModel) -> pd.DataFrame:
+    """One row per user, in input order: code, predicted gender, its probability, model version."""
+    users = dataset.users
+    if dataset.hotels is not None or dataset.flights is not None:
+        users = users.join(travel_aggregates(dataset), on="code")
+    female = np.empty(len(users))
+    for start in range(0, len(users), CHUNK_ROWS):
+        chunk = users.iloc[start : start + CHUNK_ROWS]
+        female[start : start + len(chunk)] = loaded.predictor.female_probability(feature_columns(chunk))
+    is_female = female >= 0.5
+    return pd.DataFrame(
+        {
+            "code": users["code"].to_numpy(),
+            "predicted_gender": np.where(is_female, "female", "male"),
+            "probability": np.round(np.where(is_female, female, 1.0 - female), 6),
+            "model_version": loaded.version,
+        }
+    )
+
+
+def write_atomically(frame: pd.DataFrame, path: Path) -> None:
+    """Write a CSV next to its destination, fsync it, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        try:
+            frame.to_csv(tmp, index=False)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
+    os.replace(tmp.name, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.predict", description=__doc__)
+    parser.add_argument(
+        "--model-dir", type=Path, required=True, help="model directory (its current version is used)"
+    )
+    parser.add_argument(
+        "--input", type=Path, required=True, help="users.csv, with or without a gender column"
+    )
+    parser.add_argument("--hotels", type=Path, help="hotels.csv, for the travel features (optional)")
+    parser.add_argument("--flights", type=Path, help="flights.csv, for the travel features (optional)")
+    parser.add_argument("--output", type=Path, required=True, help="predictions CSV to write")
+    args = parser.parse_args(argv)
+    try:
+        loaded = artifact.load(args.model_dir)
+        predictions = score(load_dataset(args.input, args.hotels, args.flights), loaded)
+        write_atomically(predictions, args.output)
+    except (DataError, artifact.ArtifactError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"scored {len(predictions)} users with model {loaded.version} into {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""Fixtures are grouped by the part of the system they start; each module owns its own."""
+
+pytest_plugins = [
+    "tests.fixtures.data",
+    "tests.fixtures.service",
+]
