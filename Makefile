@@ -101,7 +101,6 @@ NAMESPACE ?= gender-classifier
 SMOKE_PORT ?= 5000
 OVERLAY ?= manifests/overlays/minikube
 CLOUD_OVERLAY := manifests/overlays/cloud
-RELEASE_IMAGES := gender-api gender-jobs gender-mlflow
 PROMOTE_BRANCH ?= main
 GIT_USER_NAME ?= gender-classifier CI
 GIT_USER_EMAIL ?= ci@gender-classifier.invalid
@@ -125,8 +124,9 @@ smoke: ## Port-forward svc/gender-api (NAMESPACE, SMOKE_PORT): /readyz and one p
 
 push: ## Tag the images of `make images TAG=...` as REGISTRY/<image>:TAG and push them (docker login first)
 	$(call require,TAG)$(call require,REGISTRY)
-	for image in $(RELEASE_IMAGES); do \
-		docker tag $$image:$(TAG) $(REGISTRY)/$$image:$(TAG) && docker push $(REGISTRY)/$$image:$(TAG) || exit 1; \
+	for name in $(IMAGE_NAMES); do \
+		docker tag gender-$$name:$(TAG) $(REGISTRY)/gender-$$name:$(TAG) && \
+		docker push $(REGISTRY)/gender-$$name:$(TAG) || exit 1; \
 	done
 
 deploy: venv ## Apply OVERLAY with images at TAG (from REGISTRY if set) via a temporary copy, wait until ready, train
