@@ -1,0 +1,209 @@
+"""Cluster CLI: run the retraining CronJob now, wait for a rollout, promote an image tag.
+
+`python -m jobs.cluster {run-training,wait-ready,promote} --help` for the options. Configuration:
+in-cluster in a pod, else kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config); namespace from
+GENDER_NAMESPACE or --namespace. Exit codes: 0 success, 1 the Job or rollout failed, 2 timeout,
+API or input error. Messages go to stderr; stdout carries only the pods' logs (and promote's summary).
+promote edits the overlay's `images:` by a ruamel.yaml round-trip, keeping comments, order and quoting.
+"""
+
+import argparse
+import copy
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from jobs.cluster_api import EXIT_ERROR, EXIT_OK, ClusterError, load_api_client, run_training, say, wait_ready
+from model.settings import GenderSettings
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # names that also fit the job-name label
+DEFAULT_POLL_S = 2.0
+IMAGES = ("gender-api", "gender-jobs", "gender-mlflow")
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+# Docker's grammar (distribution/reference): a tag, and a repository name with optional registry host.
+TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
+REPOSITORY = re.compile(rf"(?:{_DOMAIN}(?::[0-9]+)?/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+MAPPING_INDENT = 2  # what kustomize and kubectl write
+WIDTH = 4096  # never re-wrap long lines
+
+
+def tag_type(value: str) -> str:
+    """argparse type: a Docker image tag."""
+    if not TAG.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-'; "
+            "must not start with '.' or '-'; at most 128 characters)"
+        )
+    return value
+
+
+def kustomization_file(overlay: Path) -> Path:
+    if overlay.is_file():
+        return overlay
+    for name in KUSTOMIZATION_FILES:
+        if (overlay / name).is_file():
+            return overlay / name
+    raise ClusterError(f"no kustomization file ({', '.join(KUSTOMIZATION_FILES)}) found in {overlay}")
+
+
+def new_name(registry: str | None, image: str) -> str | None:
+    if registry is None:
+        return None
+    name = f"{registry.rstrip('/')}/{image}"
+    if not REPOSITORY.fullmatch(name):
+        raise ClusterError(f"--registry {registry!r} does not give a valid image name ({name!r})")
+    return name
+
+
+def set_field(entry: CommentedMap, key: str, value: str, after: str) -> None:
+    """Set entry[key], keeping the old scalar's quoting style, inserting a new key after `after`."""
+    old = entry.get(key)
+    if key in entry:
+        entry[key] = type(old)(value) if isinstance(old, str) else value
+    else:
+        entry.insert(list(entry).index(after) + 1 if after in entry else len(entry), key, value)
+
+
+def append_entry(images: CommentedSeq, entry: CommentedMap) -> None:
+    """Append, moving the blank lines and comments that followed the list's old last entry
+    (ruamel keeps them on that entry's last key) so that they still follow the list."""
+    last = images[-1] if images and isinstance(images[-1], CommentedMap) and images[-1] else None
+    token = last.ca.items.get(next(reversed(last)), [None] * 3)[2] if last else None
+    if token is not None and "\n" in token.value:
+        eol, _, following = token.value.partition("\n")
+        moved = copy.copy(token)
+        token.value, moved.value = eol + "\n", "\n" + following
+        entry.ca.items[next(reversed(entry))] = [None, None, moved, None]
+    images.append(entry)
+
+
+def promote(overlay: Path, tag: str, registry: str | None) -> None:
+    path = kustomization_file(overlay)
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = WIDTH
+    try:
+        document, indent, offset = load_yaml_guess_indent(path.read_text(), yaml=yaml)
+    except (OSError, UnicodeDecodeError, YAMLError) as exc:
+        raise ClusterError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(document, CommentedMap):
+        raise ClusterError(f"{path} is not a kustomization (expected a YAML mapping)")
+    if document.get("images") is None:  # absent, or an empty `images:`
+        document["images"] = CommentedSeq()
+    images = document["images"]
+    if not isinstance(images, CommentedSeq):
+        raise ClusterError(f"{path}: 'images' must be a list")
+    entries = {entry.get("name"): entry for entry in images if isinstance(entry, CommentedMap)}
+    for image in IMAGES:
+        entry = entries.get(image, CommentedMap(name=image))
+        name = new_name(registry, image)
+        if name:
+            set_field(entry, "newName", name, after="name")
+        set_field(entry, "newTag", tag, after="newName")
+        if image not in entries:
+            append_entry(images, entry)
+        if entry.pop("digest", None):  # kustomize would prefer a digest over the new tag
+            print(f"promote: dropped the digest of {image} in favour of tag {tag}")
+        print(f"promote: {image} -> {entry.get('newName', image)}:{tag}")
+    yaml.indent(mapping=MAPPING_INDENT, sequence=indent or MAPPING_INDENT, offset=offset or 0)
+    temporary = path.with_name(f".{path.name}.promote")
+    try:
+        with temporary.open("w") as stream:
+            yaml.dump(document, stream)
+        os.replace(temporary, path)  # atomic: a failed write never leaves half a kustomization
+    except OSError as exc:
+        raise ClusterError(f"cannot write {path}: {exc}") from exc
+
+
+class ClusterSettings(GenderSettings):
+    namespace: str = Field(default="gender-classifier", pattern=DNS_LABEL)
+
+
+def settings_namespace() -> str:
+    try:
+        return ClusterSettings().namespace
+    except ValidationError as exc:
+        raise ClusterError(f"invalid GENDER_NAMESPACE: {exc.errors()[0]['msg']}") from exc
+
+
+def dns_label(value: str) -> str:
+    if not re.match(DNS_LABEL, value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a Kubernetes name (lowercase DNS label, <= 63 chars)"
+        )
+    return value
+
+
+def positive_seconds(value: str) -> float:
+    seconds = float(value)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return seconds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jobs.cluster", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, KUBECONFIG, ~/.kube)"
+    )
+    parser.add_argument("--namespace", type=dns_label, help="namespace (default: GENDER_NAMESPACE)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    polling = argparse.ArgumentParser(add_help=False)
+    polling.add_argument(
+        "--poll-interval", type=positive_seconds, default=DEFAULT_POLL_S, help="seconds between polls"
+    )
+
+    train = commands.add_parser(
+        "run-training", parents=[polling], help="run the retraining CronJob now, print logs"
+    )
+    train.add_argument("--cronjob", type=dns_label, default="gender-retrain", help="CronJob to instantiate")
+    train.add_argument("--timeout", type=positive_seconds, default=3600.0, help="seconds to wait for the Job")
+    train.add_argument(
+        "--job-name", type=dns_label, help="name of the Job (default: <cronjob>-manual-<time>)"
+    )
+
+    ready = commands.add_parser("wait-ready", parents=[polling], help="wait for a Deployment's rollout")
+    ready.add_argument("--deployment", type=dns_label, default="gender-api", help="Deployment to wait for")
+    ready.add_argument(
+        "--timeout", type=positive_seconds, default=300.0, help="seconds to wait for the rollout"
+    )
+
+    prom = commands.add_parser("promote", help="set the image tag in an overlay's kustomization file")
+    prom.add_argument(
+        "--overlay", type=Path, required=True, help="overlay directory or its kustomization file"
+    )
+    prom.add_argument("--tag", type=tag_type, required=True, help="image tag to promote")
+    prom.add_argument("--registry", help="registry prefix for newName, e.g. ghcr.io/acme")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "promote":
+            promote(args.overlay, args.tag, args.registry)
+            return EXIT_OK
+        namespace = args.namespace or settings_namespace()
+        with load_api_client(args.kubeconfig) as api:
+            if args.command == "run-training":
+                return run_training(
+                    api, namespace, args.cronjob, args.job_name, args.timeout, args.poll_interval
+                )
+            return wait_ready(api, namespace, args.deployment, args.timeout, args.poll_interval)
+    except ClusterError as exc:
+        say(f"error: {exc}")
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""The cluster CLI against a stand-in API server reached through a real kubeconfig."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from jobs.cluster import main
+from jobs.cluster_api import manual_job_name
+from tests.kube_stub import KubeStub, Permission, rollout
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+NAMESPACE = "gender-classifier"
+FAST = ["--poll-interval", "0.05"]
+MANUAL_NAME = re.compile(r"gender-retrain-manual-\d{8}-\d{6}")
+
+
+@pytest.fixture
+def stub():
+    with KubeStub(NAMESPACE) as server:
+        yield server
+
+
+@pytest.fixture
+def kubeconfig(stub, tmp_path, monkeypatch):
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("GENDER_NAMESPACE", raising=False)
+    return stub.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+def run_cli(kubeconfig: Path, *argv: str) -> subprocess.CompletedProcess:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("KUBERNETES_SERVICE_HOST", "GENDER_NAMESPACE")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.cluster", "--kubeconfig", str(kubeconfig), *argv],
+        cwd=CHECKOUT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def cli(kubeconfig: Path, *argv: str) -> int:
+    return main(["--kubeconfig", str(kubeconfig), *argv])
+
+
+def test_run_training_creates_the_job_kubectl_would_and_streams_its_logs(stub, kubeconfig):
+    result = run_cli(kubeconfig, "run-training", "--timeout", "20", *FAST)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "".join(f"{line}\n" for line in stub.log_lines)
+    assert "completed" in result.stderr
+    [job] = stub.created
+    cronjob = stub.cronjobs["gender-retrain"]
+    template = cronjob["spec"]["jobTemplate"]
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    assert MANUAL_NAME.fullmatch(job["metadata"]["name"])
+    assert (
+        job["metadata"]["annotations"]
+        == {"cronjob.kubernetes.io/instantiate": "manual"} | template["metadata"]["annotations"]
+    )
+    assert job["metadata"]["labels"] == template["metadata"]["labels"]
+    assert job["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": "gender-retrain",
+            "uid": cronjob["metadata"]["uid"],
+            "controller": True,
+        }
+    ]
+    assert job["spec"] == template["spec"]
+    assert (
+        "GET",
+        f"/api/v1/namespaces/{NAMESPACE}/pods/{job['metadata']['name']}-x7k2p/log",
+    ) in stub.requests
+
+
+def test_run_training_exits_1_when_the_job_fails(stub, kubeconfig, capsys):
+    stub.job_outcome = "fail"
+
+    assert cli(kubeconfig, "run-training", "--job-name", "retrain-now", *FAST) == 1
+
+    out, err = capsys.readouterr()
+    assert out.endswith("published model\n")
+    assert "Job retrain-now failed: BackoffLimitExceeded" in err
+    assert "failed=1" in err
+
+
+def test_run_training_exits_2_on_timeout_with_the_logs_so_far(stub, kubeconfig):
+    stub.job_outcome = "hang"
+
+    result = run_cli(kubeconfig, "run-training", "--job-name", "retrain-hang", "--timeout", "0.5", *FAST)
+
+    assert result.returncode == 2
+    assert result.stdout == "loading users.csv\ntraining candidate\n"
+    assert "Job retrain-hang did not finish within 0.5s (active=1, succeeded=0, failed=0)" in result.stderr
+
+
+def test_run_training_names_a_missing_cronjob(stub, kubeconfig):
+    result = run_cli(kubeconfig, "run-training", "--cronjob", "gender-nothing")
+
+    assert result.returncode == 2
+    assert "reading CronJob gender-nothing in namespace gender-classifier failed: HTTP 404" in result.stderr
+    assert 'cronjobs.batch "gender-nothing" not found' in result.stderr
+    assert "Traceback" not in result.stderr
+    assert stub.created == []
+
+
+def test_run_training_refuses_an_existing_job_name(stub, kubeconfig, capsys):
+    assert cli(kubeconfig, "run-training", "--job-name", "retrain-once", "--timeout", "5", *FAST) == 0
+
+    assert cli(kubeconfig, "run-training", "--job-name", "retrain-once", *FAST) == 2
+    assert (
+        "creating Job retrain-once in namespace gender-classifier failed: HTTP 409" in capsys.readouterr().err
+    )
+
+
+def test_namespace_comes_from_settings_and_the_flag_overrides_it(stub, kubeconfig, monkeypatch, capsys):
+    monkeypatch.setenv("GENDER_NAMESPACE", "staging")
+    cli(kubeconfig, "wait-ready", "--timeout", "1", *FAST)
+    main(["--kubeconfig", str(kubeconfig), "--namespace", "prod", "wait-ready", "--timeout", "1", *FAST])
+    monkeypatch.setenv("GENDER_NAMESPACE", "Not_A_Namespace")
+
+    assert cli(kubeconfig, "wait-ready") == 2
+    assert "invalid GENDER_NAMESPACE" in capsys.readouterr().err
+    namespaces = [path.split("/")[5] for _, path in stub.requests]
+    assert namespaces == ["staging", "prod"]
+
+
+@pytest.mark.parametrize("content", [None, "clusters: [unclosed\n"])
+def test_an_unreadable_kubeconfig_is_reported(tmp_path, content, capsys):
+    path = tmp_path / "kubeconfig"
+    if content is not None:
+        path.write_text(content)
+
+    assert main(["--kubeconfig", str(path), "wait-ready"]) == 2
+    assert f"cannot load the Kubernetes configuration from the kubeconfig {path}" in capsys.readouterr().err
+
+
+def test_manual_job_names_fit_the_job_name_label():
+    name = manual_job_name("a-very-long-cronjob-name-" * 3)
+    assert len(name) <= 63
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)
+
+
+def test_wait_ready_follows_the_rollout_like_kubectl(stub, kubeconfig):
+    stub.deployments["gender-api"] = rollout("gender-api", NAMESPACE)
+
+    result = run_cli(kubeconfig, "wait-ready", "--timeout", "20", *FAST)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "cluster: waiting for the Deployment spec update to be observed",
+        "cluster: 1 out of 2 new replicas have been updated",
+        "cluster: 1 old replicas are pending termination",
+        "cluster: 1 of 2 updated replicas are available",
+        'cluster: Deployment "gender-api" successfully rolled out',
+    ]
+    assert stub.requests.count(("GET", f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/gender-api")) == 5
+
+
+def test_wait_ready_times_out_on_a_stuck_rollout(stub, kubeconfig, capsys):
+    deployment, statuses = rollout("gender-api", NAMESPACE)
+    stub.deployments["gender-api"] = (deployment, statuses[1:2])
+
+    assert cli(kubeconfig, "wait-ready", "--timeout", "0.3", *FAST) == 2
+    assert "not rolled out within 0.3s: 1 out of 2 new replicas have been updated" in capsys.readouterr().err
+
+
+def test_wait_ready_fails_when_the_progress_deadline_passed(stub, kubeconfig, capsys):
+    deployment, statuses = rollout("gender-api", NAMESPACE)
+    stuck = statuses[1] | {
+        "conditions": [
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": 'ReplicaSet "gender-api-7d9f" has timed out progressing.',
+            }
+        ]
+    }
+    stub.deployments["gender-api"] = (deployment, [stuck])
+
+    assert cli(kubeconfig, "wait-ready", *FAST) == 1
+    assert 'Deployment "gender-api" exceeded its progress deadline' in capsys.readouterr().err
+
+
+def test_wait_ready_names_a_missing_deployment(stub, kubeconfig, capsys):
+    assert cli(kubeconfig, "wait-ready", "--deployment", "gender-nope") == 2
+    assert 'deployments.apps "gender-nope" not found' in capsys.readouterr().err
+
+
+KUSTOMIZATION = """\
+# The cloud overlay.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+
+resources:
+  - ../../base  # everything
+
+# SET: your registry.
+images:
+  - name: gender-api
+    newName: registry.example.com/team/gender-api  # pushed by Jenkins
+    newTag: "0.1.0"
+  - name: gender-jobs
+    newTag: 0.1.0
+  - name: someone-else
+    newTag: keep-me  # not ours
+
+# Equal to the autoscaler's minimum.
+replicas:
+  - name: gender-api
+    count: 3
+"""
+
+
+@pytest.fixture
+def overlay(tmp_path):
+    (tmp_path / "kustomization.yaml").write_text(KUSTOMIZATION)
+    return tmp_path
+
+
+def test_promote_changes_only_the_tags_and_adds_a_missing_image(overlay):
+    assert main(["promote", "--overlay", str(overlay), "--tag", "0.2.0"]) == 0
+
+    expected = KUSTOMIZATION.replace("0.1.0", "0.2.0").replace(
+        "# not ours\n", "# not ours\n  - name: gender-mlflow\n    newTag: 0.2.0\n"
+    )
+    assert (overlay / "kustomization.yaml").read_text() == expected
+
+
+def test_promote_sets_the_registry_as_new_name(overlay):
+    assert (
+        main(
+            [
+                "promote",
+                "--overlay",
+                str(overlay / "kustomization.yaml"),
+                "--tag",
+                "v2",
+                "--registry",
+                "ghcr.io/acme/",
+            ]
+        )
+        == 0
+    )
+
+    images = YAML().load(overlay / "kustomization.yaml")["images"]
+    assert [(image["name"], image.get("newName"), image["newTag"]) for image in images] == [
+        ("gender-api", "ghcr.io/acme/gender-api", "v2"),
+        ("gender-jobs", "ghcr.io/acme/gender-jobs", "v2"),
+        ("someone-else", None, "keep-me"),
+        ("gender-mlflow", "ghcr.io/acme/gender-mlflow", "v2"),
+    ]
+    assert list(images[1]) == ["name", "newName", "newTag"]
+
+
+@pytest.mark.parametrize("tag", ["bad:tag", ".hidden", "x" * 129, "spa ce"])
+def test_promote_refuses_an_invalid_tag(overlay, tag, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["promote", "--overlay", str(overlay), f"--tag={tag}"])
+
+    assert exit_info.value.code == 2
+    assert "is not a valid image tag" in capsys.readouterr().err
+    assert (overlay / "kustomization.yaml").read_text() == KUSTOMIZATION
+
+
+def test_promote_refuses_a_bad_registry_and_a_missing_file(overlay, tmp_path, capsys):
+    assert main(["promote", "--overlay", str(overlay), "--tag", "1", "--registry", "Bad Registry"]) == 2
+    missing = tmp_path / "absent"
+    assert main(["promote", "--overlay", str(missing), "--tag", "1"]) == 2
+
+    err = capsys.readouterr().err
+    assert "--registry 'Bad Registry' does not give a valid image name" in err
+    assert (
+        f"no kustomization file (kustomization.yaml, kustomization.yml, Kustomization) found in {missing}"
+        in err
+    )
+    assert (overlay / "kustomization.yaml").read_text() == KUSTOMIZATION
+
+
+def rendered_base() -> list[dict]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is needed to render manifests/base")
+    output = subprocess.run(
+        ["kubectl", "kustomize", str(CHECKOUT / "manifests" / "base")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [doc for doc in YAML(typ="safe").load_all(output) if doc]
+
+
+def test_the_role_grants_exactly_the_calls_the_cli_makes(stub, kubeconfig):
+    objects = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered_base()}
+    stub.add_cronjob(json.loads(json.dumps(objects["CronJob", "gender-retrain"], default=str)))
+    stub.deployments["gender-api"] = rollout("gender-api", NAMESPACE)
+
+    assert cli(kubeconfig, "run-training", "--timeout", "20", *FAST) == 0
+    assert cli(kubeconfig, "wait-ready", "--timeout", "20", *FAST) == 0
+
+    granted = {
+        Permission(group, resource, verb)
+        for rule in objects["Role", "gender-cluster-cli"]["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert set(stub.permissions) == granted
