@@ -51,9 +51,9 @@ def sha256_file(path: Path) -> str:
 
 
 def new_version_id(now: datetime | None = None) -> str:
-    """Sortable by time: 20261122T061500Z-1a2b3c."""
+    """Sortable by time to the microsecond, as pruning needs: 20261122T061500123456Z-1a2b3c."""
     now = now or datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%SZ}-{os.urandom(3).hex()}"
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{os.urandom(3).hex()}"
 
 
 def _fsync_dir(path: Path) -> None:

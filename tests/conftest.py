@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.data",
+    "tests.fixtures.models",
     "tests.fixtures.service",
 ]

@@ -1,0 +1,101 @@
+"""Code behaviour of the shared feature path."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from model.data import feature_columns
+from model.features import FEATURE_NAMES, FeatureBuilder, char_ngrams, records_to_columns, without_names
+from model.names import parse_name
+
+PRIOR = {"mary": (5.0, 12.0), "john": (-5.0, 12.0)}
+
+
+def fitted_builder() -> FeatureBuilder:
+    columns = records_to_columns(
+        [{"name": n} for n in ["Mary A", "Maria B", "John C", "Jon D", "Anna E", "Mark F"]]
+    )
+    return FeatureBuilder(PRIOR).fit(columns, np.array([1, 1, 0, 0, 1, 0]))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Roy Braun", (None, "roy")),
+        ("Dr. Jane Smith", ("dr", "jane")),
+        ("MRS ann lee", ("mrs", "ann")),
+        ("", (None, None)),
+    ],
+)
+def test_parse_name(name, expected):
+    assert parse_name(name) == expected
+
+
+def test_char_ngrams_mark_start_and_end():
+    grams = char_ngrams("ann")
+    assert "^a" in grams and "nn$" in grams and "^ann" in grams and "^ann$" not in grams
+
+
+def test_record_and_table_rows_get_identical_features():
+    frame = pd.DataFrame(
+        {
+            "name": ["Mary Stone", "Zed Quux"],
+            "age": [33, 51],
+            "company": ["4You", "Nowhere Inc"],
+            "travel_count": [3.0, 0.0],
+        }
+    )
+    builder = fitted_builder()
+    from_table = builder.transform(feature_columns(frame))
+    from_records = builder.transform(records_to_columns(frame.to_dict("records")))
+    one_by_one = np.vstack([builder.transform(records_to_columns([r])) for r in frame.to_dict("records")])
+    np.testing.assert_array_equal(from_table, from_records)
+    np.testing.assert_array_equal(from_table, one_by_one)
+
+
+def test_every_input_may_be_absent():
+    features = fitted_builder().transform(
+        records_to_columns([{}, {"age": 30, "company": "4You", "name_length": 12}])
+    )
+    row = dict(zip(FEATURE_NAMES, features[1], strict=True))
+    assert features.shape == (2, len(FEATURE_NAMES))
+    assert np.isfinite(features).all()
+    assert row["has_name"] == 0 and row["name_length"] == 12 and row["age"] == 30 and row["company=4You"] == 1
+    assert (
+        row["travel_missing"] == 1 and dict(zip(FEATURE_NAMES, features[0], strict=True))["age_missing"] == 1
+    )
+
+
+def test_prior_and_title_features():
+    features = fitted_builder().transform(
+        records_to_columns([{"name": "Mrs Mary Stone"}, {"name": "Xq Y", "title": "Mr"}])
+    )
+    mary, unknown = (dict(zip(FEATURE_NAMES, row, strict=True)) for row in features)
+    assert mary["prior_log_odds"] == 5.0 and mary["prior_known"] == 1 and mary["title_gender"] == 1
+    assert unknown["prior_known"] == 0 and unknown["title_gender"] == -1
+
+
+def test_unknown_company_is_an_unseen_category():
+    features = fitted_builder().transform(records_to_columns([{"company": "Brand New Ltd"}]))
+    company_columns = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("company=")]
+    assert not features[0, company_columns].any()
+
+
+def test_learned_tables_are_cross_fitted():
+    # A first name seen once: in transform it carries its own label, in fit_transform it must not.
+    columns = records_to_columns(
+        [{"name": f"{n} X"} for n in ["Uniquea", "Bob", "Bob", "Bob", "Bo", "Bobby"] * 5]
+    )
+    labels = np.array([1, 0, 0, 0, 0, 0] * 5)
+    builder = FeatureBuilder({})
+    cross_fitted = builder.fit_transform(columns, labels)
+    in_sample = builder.transform(columns)
+    column = FEATURE_NAMES.index("first_name_log_odds")
+    assert not np.allclose(cross_fitted[:, column], in_sample[:, column])
+
+
+def test_without_names_keeps_the_length_only():
+    columns = records_to_columns([{"name": "Mary Stone", "title": "Mrs", "age": 3}])
+    nameless = without_names(columns)
+    assert "name" not in nameless and "title" not in nameless
+    assert nameless["name_length"][0] == len("Mary Stone") and nameless["age"][0] == 3
