@@ -17,7 +17,9 @@ RUN /opt/venv/bin/pip install --group train
 COPY model ./model
 COPY service ./service
 COPY jobs ./jobs
-RUN /opt/venv/bin/pip install --no-deps . && /opt/venv/bin/pip uninstall --yes pip
+# The runtime needs neither pip nor the test suites that wheels ship (pandas' alone is 46 MB).
+RUN /opt/venv/bin/pip install --no-deps . && /opt/venv/bin/pip uninstall --yes pip \
+    && find /opt/venv -type d -name tests -prune -exec rm -rf {} +
 # From / so that the installed package, not the source tree, generates the data.
 WORKDIR /
 RUN /opt/venv/bin/python -m model.sample_data --out /opt/gender/sample-data

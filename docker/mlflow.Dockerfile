@@ -11,7 +11,9 @@ WORKDIR /src
 # pip >= 25.1 reads [dependency-groups] (`--group`).
 RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --upgrade "pip>=25.1"
 COPY pyproject.toml ./
-RUN /opt/venv/bin/pip install --group mlflow && /opt/venv/bin/pip uninstall --yes pip
+# The runtime needs neither pip nor the test suites that wheels ship.
+RUN /opt/venv/bin/pip install --group mlflow && /opt/venv/bin/pip uninstall --yes pip \
+    && find /opt/venv -type d -name tests -prune -exec rm -rf {} +
 
 FROM ${BASE_IMAGE}
 RUN groupadd --gid 10001 gender \

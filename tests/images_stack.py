@@ -1,0 +1,127 @@
+"""A rendered overlay played on one Docker engine: network, volumes, pods, probes, clean-up.
+
+Kubelet's part is played too: before a pod's container starts, a one-off root container applies the
+pod's fsGroup to each claim it mounts and creates missing subPath directories (fresh named volumes
+are root-owned, and UID 10001 could not write to them otherwise).
+"""
+
+import io
+import secrets
+import tarfile
+
+import requests
+
+from tests import images_docker as engine
+from tests.images_pods import VOLUME_ROOT, Claim, Pod, claim_setups, pods, probe_port, run_args
+
+RUN_LABEL = "gender-classifier.test-run"
+# A Job runs until its activeDeadlineSeconds, but never longer than this here.
+JOB_TIMEOUT_CAP_S = 1200
+DEFAULT_PROBE = {"periodSeconds": 10, "failureThreshold": 3, "initialDelaySeconds": 0}
+
+
+class Stack:
+    def __init__(self, objects: list[dict]):
+        self.objects = objects
+        self.pods = pods(objects)
+        self.run = f"gender-test-{secrets.token_hex(3)}"
+        self.label = f"{RUN_LABEL}={self.run}"
+        self.claims: dict[str, Claim] = {}
+        self.started: dict[str, Pod] = {}  # container name -> its pod
+
+    def up(self) -> None:
+        """The network (the run's name) and one named volume per PersistentVolumeClaim."""
+        engine.docker("network", "create", f"--label={self.label}", self.run)
+        for pvc in (o for o in self.objects if o["kind"] == "PersistentVolumeClaim"):
+            claim = pvc["metadata"]["name"]
+            volume = f"{self.run}-{claim}"
+            engine.docker("volume", "create", f"--label={self.label}", volume)
+            mountpoint = engine.docker(
+                "volume", "inspect", "--format", "{{.Mountpoint}}", volume
+            ).stdout.strip()
+            self.claims[claim] = Claim(volume, mountpoint)
+
+    def down(self) -> None:
+        """Remove every container, volume and the network this run made (labelled with its name)."""
+        containers = engine.docker("ps", "--all", "--quiet", f"--filter=label={self.label}", check=False)
+        if containers.stdout.split():
+            engine.docker("rm", "--force", *containers.stdout.split(), check=False)
+        volumes = engine.docker("volume", "ls", "--quiet", f"--filter=label={self.label}", check=False)
+        if volumes.stdout.split():
+            engine.docker("volume", "rm", "--force", *volumes.stdout.split(), check=False)
+        engine.docker("network", "rm", self.run, check=False)
+
+    def start(self, owner: str) -> str:
+        """Start the container of workload `owner` ("Kind/name") detached; returns its name."""
+        pod = self.pods[owner]
+        self._prepare_claims(pod)
+        name = f"{self.run}-{owner.split('/')[1]}"
+        engine.docker(*run_args(pod, name, self.run, [self.label], self.objects, self.claims))
+        self.started[name] = pod
+        return name
+
+    def _prepare_claims(self, pod: Pod) -> None:
+        for claim, script in claim_setups(pod).items():
+            engine.docker(
+                "run",
+                "--rm",
+                "--user=0:0",
+                "--network=none",
+                f"--label={self.label}",
+                f"--mount=type=volume,src={self.claims[claim].volume},dst={VOLUME_ROOT}",
+                "--entrypoint=sh",
+                pod.container["image"],
+                "-c",
+                script,
+            )
+
+    def run_to_completion(self, owner: str) -> str:
+        """Run a Job's or CronJob's container; fails with its logs unless it exits 0 in time."""
+        name = self.start(owner)
+        code = engine.wait_exit(name, self._job_timeout(owner))
+        if code != 0:
+            engine.fail_with_logs(name, f"{owner} exited with {code}")
+        return name
+
+    def _job_timeout(self, owner: str) -> float:
+        kind, name = owner.split("/")
+        obj = next(o for o in self.objects if o["kind"] == kind and o["metadata"]["name"] == name)
+        job = obj["spec"]["jobTemplate"]["spec"] if kind == "CronJob" else obj["spec"]
+        return min(job.get("activeDeadlineSeconds", JOB_TIMEOUT_CAP_S), JOB_TIMEOUT_CAP_S)
+
+    def url(self, name: str) -> str:
+        """Loopback URL of the container's first port."""
+        return engine.published_url(name, self.started[name].container["ports"][0]["containerPort"])
+
+    def wait_probe(self, name: str, kind: str, timeout: float | None = None) -> requests.Response:
+        """Poll the container's httpGet probe `kind` (e.g. "startupProbe") until it passes; by default
+        as long as kubelet would before giving up (initialDelay + period x failureThreshold)."""
+        container = self.started[name].container
+        probe = container[kind]
+        if timeout is None:
+            timing = DEFAULT_PROBE | probe
+            timeout = timing["initialDelaySeconds"] + timing["periodSeconds"] * timing["failureThreshold"]
+        url = engine.published_url(name, probe_port(container, probe)) + probe["httpGet"]["path"]
+        return engine.wait_http(name, url, timeout)
+
+    def read_claim(self, claim: str, path: str, image: str) -> dict[str, bytes]:
+        """The regular files under `path` of a claim's volume (relative name -> content)."""
+        archive = engine.docker(
+            "run",
+            "--rm",
+            "--network=none",
+            f"--label={self.label}",
+            f"--mount=type=volume,src={self.claims[claim].volume},dst={VOLUME_ROOT},readonly",
+            "--entrypoint=tar",
+            image,
+            "-C",
+            f"{VOLUME_ROOT}/{path}",
+            "-cf",
+            "-",
+            ".",
+            text=False,
+        )
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            return {
+                m.name.removeprefix("./"): tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()
+            }
