@@ -3,7 +3,8 @@
 # Debian bookworm (minbase) with python3, python3-venv and ca-certificates, bootstrapped
 # with debootstrap from the mirror apt already uses, carrying this host's CA bundle (a TLS
 # proxy in front of PyPI is trusted only through it). Idempotent: skips when the image exists.
-# Usage: docker/base-image.sh [IMAGE]   (default gender-base:bookworm; needs root)
+# Usage: docker/base-image.sh [IMAGE]   (default gender-base:bookworm; needs root;
+#        DEBIAN_MIRROR=URL overrides the mirror taken from apt's sources)
 set -euo pipefail
 
 IMAGE="${1:-gender-base:bookworm}"
@@ -37,12 +38,12 @@ if ! command -v debootstrap >/dev/null; then
         || die "apt-get install debootstrap failed"
 fi
 
-MIRROR=$(host_mirror)
+MIRROR="${DEBIAN_MIRROR:-$(host_mirror)}"
 WORK=$(mktemp -d /var/tmp/gender-base.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 ROOTFS="$WORK/rootfs"
 
-echo "base-image: debootstrap $SUITE from $MIRROR (log: $WORK/debootstrap.log)"
+echo "base-image: debootstrap $SUITE from $MIRROR"
 if ! debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR" \
     >"$WORK/debootstrap.log" 2>&1; then
     tail -n 20 "$WORK/debootstrap.log" >&2
