@@ -24,8 +24,8 @@ MODEL_FILE = "model.pkl"
 METADATA_FILE = "model.json"
 CURRENT = "current"
 VERSIONS = "versions"
-PUBLISH_LOCK = ".publish.lock"
-PUBLISH_LOCK_TIMEOUT_S = 60.0
+WRITER_LOCK = ".writer.lock"
+PUBLISH_WAIT_S = 60.0
 TEMP_PREFIX = ".incoming-"
 DEFAULT_KEEP = 5
 CHUNK_BYTES = 1 << 20
@@ -33,6 +33,20 @@ CHUNK_BYTES = 1 << 20
 
 class ArtifactError(Exception):
     """A model that is missing, unreadable or fails verification; the message says which."""
+
+
+class WriterBusy(ArtifactError):
+    """Another process holds the model directory's writer lock."""
+
+
+@dataclass(frozen=True)
+class StagedVersion:
+    """A complete version directory not yet visible to readers (see stage/commit)."""
+
+    model_dir: Path
+    path: Path
+    version: str
+    metadata: dict
 
 
 @dataclass(frozen=True)
@@ -72,10 +86,11 @@ def _write_durably(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(model_dir: Path, lock_name: str, timeout_s: float = 0.0):
-    """An advisory lock file in the model directory; ArtifactError when held past the timeout."""
+def writer_lock(model_dir: Path, timeout_s: float = 0.0):
+    """Held by whoever writes the model directory, so that two writers never publish together."""
+    model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    with open(model_dir / lock_name, "w") as lock:
+    with open(model_dir / WRITER_LOCK, "w") as lock:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -83,7 +98,9 @@ def exclusive_lock(model_dir: Path, lock_name: str, timeout_s: float = 0.0):
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise ArtifactError(f"{model_dir / lock_name} is held by another writer") from None
+                    raise ArtifactError(
+                        f"{model_dir} is being written by another process (lock {WRITER_LOCK})"
+                    ) from None
                 time.sleep(0.2)
         try:
             yield
@@ -94,13 +111,18 @@ def exclusive_lock(model_dir: Path, lock_name: str, timeout_s: float = 0.0):
 def publish(
     predictor, metadata: dict, model_dir: Path, keep: int = DEFAULT_KEEP, extras: tuple[Path, ...] = ()
 ) -> str:
-    """Publish a new version (with `extras` such as reports copied beside the model); returns its id."""
+    """Stage and commit a new version under the writer lock; returns its id."""
+    with writer_lock(model_dir, PUBLISH_WAIT_S):
+        return commit(stage(predictor, metadata, model_dir, extras), keep)
+
+
+def stage(predictor, metadata: dict, model_dir: Path, extras: tuple[Path, ...] = ()) -> StagedVersion:
+    """Write a complete, fsynced version directory beside the published ones, invisible to readers.
+
+    `extras` (reports such as confusion matrices) are copied in beside the model. The caller
+    holds writer_lock and then commits or discards it.
+    """
     model_dir = Path(model_dir)
-    with exclusive_lock(model_dir, PUBLISH_LOCK, PUBLISH_LOCK_TIMEOUT_S):
-        return _publish_locked(predictor, metadata, model_dir, keep, extras)
-
-
-def _publish_locked(predictor, metadata: dict, model_dir: Path, keep: int, extras: tuple[Path, ...]) -> str:
     versions = model_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
     version = new_version_id()
@@ -120,20 +142,30 @@ def _publish_locked(predictor, metadata: dict, model_dir: Path, keep: int, extra
     }
     _write_durably(incoming / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True).encode())
     _fsync_dir(incoming)
-    os.rename(incoming, versions / version)
+    return StagedVersion(model_dir, incoming, version, metadata)
+
+
+def commit(staged: StagedVersion, keep: int = DEFAULT_KEEP) -> str:
+    """Rename the staged directory into place, then switch `current` to it atomically."""
+    versions = staged.model_dir / VERSIONS
+    os.rename(staged.path, versions / staged.version)
     _fsync_dir(versions)
-    pointer = model_dir / f"{TEMP_PREFIX}{CURRENT}-{version}"
-    os.symlink(f"{VERSIONS}/{version}", pointer)
-    os.replace(pointer, model_dir / CURRENT)
-    _fsync_dir(model_dir)
-    prune(model_dir, keep)
-    return version
+    pointer = staged.model_dir / f"{TEMP_PREFIX}{CURRENT}-{staged.version}"
+    os.symlink(f"{VERSIONS}/{staged.version}", pointer)
+    os.replace(pointer, staged.model_dir / CURRENT)
+    _fsync_dir(staged.model_dir)
+    prune(staged.model_dir, keep)
+    return staged.version
+
+
+def discard(staged: StagedVersion) -> None:
+    shutil.rmtree(staged.path, ignore_errors=True)
 
 
 def prune(model_dir: Path, keep: int) -> None:
     """Keep the newest `keep` versions (and always the current one); drop leftovers of killed writers.
 
-    Runs under the publish lock, so any temporary entry left here belongs to a dead writer.
+    Runs under the writer lock, so any temporary entry left here belongs to a dead writer.
     """
     versions = model_dir / VERSIONS
     current = current_version(model_dir)
@@ -161,31 +193,41 @@ def current_version(model_dir: Path) -> str | None:
     return version
 
 
-def read_metadata(model_dir: Path, version: str) -> dict:
-    path = Path(model_dir) / VERSIONS / version / METADATA_FILE
+def read_metadata(version_dir: Path) -> dict:
+    path = Path(version_dir) / METADATA_FILE
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ArtifactError(f"model version {version}: {METADATA_FILE} is missing") from None
+        raise ArtifactError(f"{version_dir}: {METADATA_FILE} is missing") from None
     except (OSError, ValueError) as error:
-        raise ArtifactError(f"model version {version}: {METADATA_FILE} is unreadable ({error})") from None
+        raise ArtifactError(f"{version_dir}: {METADATA_FILE} is unreadable ({error})") from None
+
+
+def load_version_dir(version_dir: Path) -> LoadedModel:
+    """Load one version directory, refusing it unless model.pkl matches the sha256 in model.json."""
+    version_dir = Path(version_dir)
+    metadata = read_metadata(version_dir)
+    model_path = version_dir / MODEL_FILE
+    try:
+        actual = sha256_file(model_path)
+    except OSError as error:
+        raise ArtifactError(f"{version_dir}: cannot read {MODEL_FILE} ({error.strerror})") from None
+    if actual != metadata.get("sha256"):
+        raise ArtifactError(
+            f"{version_dir}: {MODEL_FILE} sha256 {actual[:12]}… does not match "
+            f"{METADATA_FILE} ({str(metadata.get('sha256'))[:12]}…); refusing to unpickle it"
+        )
+    return LoadedModel(
+        version=metadata.get("version", version_dir.name),
+        metadata=metadata,
+        predictor=joblib.load(model_path),
+    )
 
 
 def load(model_dir: Path, version: str | None = None) -> LoadedModel:
-    """Load a version (default: current), refusing it unless model.pkl matches its recorded sha256."""
+    """Load a published version (default: the current one), verified before unpickling."""
     model_dir = Path(model_dir)
     version = version or current_version(model_dir)
     if version is None:
         raise ArtifactError(f"no model has been published in {model_dir} yet")
-    metadata = read_metadata(model_dir, version)
-    model_path = model_dir / VERSIONS / version / MODEL_FILE
-    try:
-        actual = sha256_file(model_path)
-    except OSError as error:
-        raise ArtifactError(f"model version {version}: cannot read {MODEL_FILE} ({error.strerror})") from None
-    if actual != metadata.get("sha256"):
-        raise ArtifactError(
-            f"model version {version}: {MODEL_FILE} sha256 {actual[:12]}… does not match "
-            f"{METADATA_FILE} ({str(metadata.get('sha256'))[:12]}…); refusing to unpickle it"
-        )
-    return LoadedModel(version=version, metadata=metadata, predictor=joblib.load(model_path))
+    return load_version_dir(model_dir / VERSIONS / version)

@@ -42,6 +42,7 @@ def write_atomically(frame: pd.DataFrame, path: Path) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         try:
             frame.to_csv(tmp, index=False)
+            os.fchmod(tmp.fileno(), 0o644)  # NamedTemporaryFile makes 0600: the reader may be another user
             tmp.flush()
             os.fsync(tmp.fileno())
         except BaseException:

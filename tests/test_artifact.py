@@ -52,7 +52,7 @@ def test_tampered_model_is_refused_before_unpickling(model_dir):
     with open(model_dir / "versions" / version / "model.pkl", "ab") as pickle_file:
         pickle_file.write(b"tampered")
     with pytest.raises(
-        artifact.ArtifactError, match=rf"model version {version}: model.pkl sha256 .* does not match"
+        artifact.ArtifactError, match=rf"versions/{version}: model.pkl sha256 .* does not match"
     ):
         artifact.load(model_dir)
 
@@ -74,9 +74,9 @@ def test_pointer_outside_versions_is_refused(tmp_path):
 
 def test_lock_excludes_a_second_writer(model_dir):
     with (
-        artifact.exclusive_lock(model_dir, artifact.PUBLISH_LOCK),
-        pytest.raises(artifact.ArtifactError, match="held by another writer"),
-        artifact.exclusive_lock(model_dir, artifact.PUBLISH_LOCK, timeout_s=0.3),
+        artifact.writer_lock(model_dir),
+        pytest.raises(artifact.ArtifactError, match="being written by another process"),
+        artifact.writer_lock(model_dir, timeout_s=0.3),
     ):
         pass
 

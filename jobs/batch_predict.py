@@ -1,0 +1,91 @@
+"""Batch inference: what the weekly CronJob runs.
+
+Scores the users whose gender is `none` (all users when the file has no gender column, or
+any users CSV given with --input) with the current model, writes the predictions CSV
+atomically into the output directory, and logs counts and the class balance to MLflow.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+
+from jobs import logs, tracking
+from jobs.settings import JobSettings
+from model import artifact
+from model.data import DataError, load_dataset
+from model.predict import score, write_atomically
+
+LATEST = "latest.csv"
+EXIT_OK, EXIT_FAILED = 0, 2
+log = logging.getLogger("jobs.batch_predict")
+
+
+def batch_predict(settings: JobSettings, users_csv: Path | None = None) -> dict:
+    uri = tracking.tracking_uri()
+    if uri:
+        tracking.connect(uri)
+    loaded = artifact.load(settings.model_dir)
+    paths = {"users": users_csv, "hotels": None, "flights": None} if users_csv else settings.input_paths()
+    dataset = load_dataset(paths["users"], paths["hotels"], paths["flights"])
+    if "gender" in dataset.users and not users_csv:
+        dataset = dataset.__class__(
+            dataset.users[dataset.users["gender"] == "none"], dataset.hotels, dataset.flights
+        )
+    predictions = score(dataset, loaded)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = settings.output_dir / f"predictions-{stamp}.csv"
+    write_atomically(predictions, out)
+    _point_latest(settings.output_dir, out.name)
+    counts = predictions["predicted_gender"].value_counts()
+    summary = {
+        "event": "batch_predict",
+        "model_version": loaded.version,
+        "input": str(paths["users"]),
+        "output": str(out),
+        "rows": len(predictions),
+        "female": int(counts.get("female", 0)),
+        "male": int(counts.get("male", 0)),
+        "female_share": float(counts.get("female", 0) / len(predictions)) if len(predictions) else 0.0,
+        "mean_probability": float(predictions["probability"].mean()) if len(predictions) else 0.0,
+    }
+    if uri:
+        tracking.log_batch(summary, loaded.version)
+    log.info("%s", json.dumps(summary))
+    return summary
+
+
+def _point_latest(output_dir: Path, name: str) -> None:
+    """latest.csv -> the newest predictions file, switched atomically like the model's `current`."""
+    pointer = output_dir / f".{LATEST}.{os.getpid()}"
+    pointer.unlink(missing_ok=True)
+    pointer.symlink_to(name)
+    os.replace(pointer, output_dir / LATEST)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.batch_predict", description=__doc__)
+    parser.add_argument(
+        "--input", type=Path, help="score every user of this users CSV instead of the unlabelled ones"
+    )
+    args = parser.parse_args(argv)
+    settings = JobSettings()
+    logs.configure(settings.log_level)
+    try:
+        batch_predict(settings, args.input)
+    except (DataError, artifact.ArtifactError, tracking.TrackingError) as error:
+        log.error("%s", error)
+        return EXIT_FAILED
+    except MlflowException as error:
+        log.error("MLflow tracking failed after the predictions were written: %s", error)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

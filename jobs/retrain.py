@@ -1,0 +1,101 @@
+"""Retrain with a quality gate: what the initial training Job and the weekly CronJob run.
+
+Exit codes: 0 promoted or kept (the gate's decision is in the log and in MLflow),
+1 another writer holds the model directory, 2 bad input data or a tracking server that fails.
+"""
+
+import json
+import logging
+import sys
+import tempfile
+from contextlib import nullcontext
+from pathlib import Path
+
+from mlflow.exceptions import MlflowException
+
+from jobs import logs, tracking
+from jobs.gate import decide
+from jobs.settings import JobSettings
+from model import artifact
+from model.data import DataError
+from model.train import save_confusion_matrices, summary_table, train
+
+EXIT_OK, EXIT_BUSY, EXIT_FAILED = 0, 1, 2
+log = logging.getLogger("jobs.retrain")
+
+
+def champion_metadata(model_dir: Path) -> dict | None:
+    """model.json of the served model, or None when there is none (or it is unreadable)."""
+    try:
+        version = artifact.current_version(model_dir)
+        return artifact.read_metadata(model_dir / artifact.VERSIONS / version) if version else None
+    except artifact.ArtifactError as error:
+        log.warning("the current model cannot be read, so there is no champion to beat: %s", error)
+        return None
+
+
+def retrain(settings: JobSettings) -> dict:
+    """Train, gate and maybe publish; returns the decision record that is also logged."""
+    uri = tracking.tracking_uri()
+    if uri:
+        tracking.connect(uri)
+    paths = settings.input_paths()
+    log.info("training on %s", {name: str(path) for name, path in paths.items() if path})
+    with artifact.writer_lock(settings.model_dir), tempfile.TemporaryDirectory() as scratch:
+        result = train(paths)
+        log.info("candidates:\n%s", summary_table(result))
+        pictures = save_confusion_matrices(result, Path(scratch))
+        with tracking.training_run(result, pictures) if uri else nullcontext() as run_id:
+            champion = champion_metadata(settings.model_dir)
+            decision = decide(result.metadata, champion, settings.gate_tolerance, settings.gate_floor)
+            staged = artifact.stage(
+                result.predictor,
+                {**result.metadata, "mlflow_run_id": run_id},
+                settings.model_dir,
+                tuple(pictures),
+            )
+            try:
+                registry_version = tracking.log_and_register(staged) if uri else None
+                if uri:
+                    tracking.record_decision(decision.promote, decision.reason, decision.champion_accuracy)
+                if decision.promote:
+                    artifact.commit(staged, settings.keep_versions)
+                    if uri:
+                        tracking.move_champion(registry_version)
+            finally:
+                if not decision.promote:
+                    artifact.discard(staged)
+    record = {
+        "event": "gate",
+        "decision": "promoted" if decision.promote else "refused",
+        "reason": decision.reason,
+        "candidate_version": staged.version,
+        "served_version": artifact.current_version(settings.model_dir),
+        "candidate_grouped_accuracy": decision.candidate_accuracy,
+        "champion_grouped_accuracy": decision.champion_accuracy,
+        "mlflow_run_id": run_id,
+        "registry_version": registry_version,
+    }
+    log.info("%s", json.dumps(record))
+    return record
+
+
+def main() -> int:
+    settings = JobSettings()
+    logs.configure(settings.log_level)
+    try:
+        retrain(settings)
+    except artifact.WriterBusy as error:
+        log.error("%s", error)
+        return EXIT_BUSY
+    except (DataError, artifact.ArtifactError, tracking.TrackingError) as error:
+        log.error("%s", error)
+        return EXIT_FAILED
+    except MlflowException as error:
+        log.error("MLflow tracking failed, nothing was promoted by this run: %s", error)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
