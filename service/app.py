@@ -1,0 +1,151 @@
+"""The Flask app: ``gunicorn --config python:service.gunicorn_conf "service.app:create_app()"``.
+
+The request path is kept lean on purpose: the body bytes go straight into a compiled pydantic
+validator, the predictor scores plain dicts with numpy, and the answer is dumped with ``json.dumps``.
+"""
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+from flask import Flask, Response, g, request
+from pydantic import ValidationError
+
+from service import errors, lifecycle, metrics
+from service.errors import ApiError
+from service.model_holder import ModelHolder
+from service.openapi import openapi_document
+from service.schema import request_adapter
+from service.settings import ServiceSettings
+
+JSON = "application/json"
+INDEX_HTML = (Path(__file__).with_name("static") / "index.html").read_bytes()
+# A client's request id is echoed and logged only if it is short and plain (no log or header injection).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+log = logging.getLogger("service.requests")
+
+
+def _json(body: object, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype=JSON)
+
+
+def _rejection(exc: ValidationError, max_instances: int) -> ApiError:
+    """Map a validation failure to the status that tells the client what to fix."""
+    found = exc.errors(include_url=False, include_input=False)
+    kinds = {(err["type"], err["loc"]) for err in found}
+    if found[0]["type"] == "json_invalid":
+        reason = found[0]["msg"].removeprefix("Invalid JSON: ")
+        return ApiError(400, "malformed_json", f"The request body is not valid JSON: {reason}.")
+    if ("too_long", ("batch", "instances")) in kinds:
+        return ApiError(413, "too_many_instances", f"A request carries at most {max_instances} instances.")
+    return ApiError(
+        422, "invalid_request", "The request body does not match the schema.", errors.field_details(exc)
+    )
+
+
+def create_app(settings: ServiceSettings | None = None) -> Flask:
+    settings = settings or ServiceSettings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    errors.register(app)
+
+    # Created in each gunicorn worker (the app is not preloaded), so the watcher thread lives there.
+    holder = ModelHolder(settings.model_dir, settings.reload_interval_s)
+    holder.refresh()
+    holder.start_watching()
+
+    adapter = request_adapter(settings.max_instances)
+    openapi = json.dumps(openapi_document(adapter))
+
+    def model_or_503():
+        model = holder.model
+        if model is None:
+            raise ApiError(503, "model_unavailable", "No verified model is loaded yet; retry shortly.")
+        return model
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.started
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.REQUESTS.labels(endpoint, response.status_code).inc()
+        metrics.LATENCY.labels(endpoint).observe(elapsed)
+        response.headers["X-Request-ID"] = g.request_id
+        log.info(
+            "request",
+            extra={
+                "request_id": g.request_id,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "latency_ms": round(elapsed * 1000, 3),
+                "model_version": g.get("model_version"),
+                "predicted": g.get("predicted"),
+            },
+        )
+        return response
+
+    @app.post("/predict_gender")
+    def predict_gender() -> Response:
+        if request.mimetype != JSON:
+            raise ApiError(415, "unsupported_media_type", "Send the body as Content-Type: application/json.")
+        model = model_or_503()
+        try:
+            body = adapter.validate_json(request.get_data(cache=False))
+        except ValidationError as exc:
+            raise _rejection(exc, settings.max_instances) from None
+        batch = "instances" in body
+        predictions = model.predictor.predict(body["instances"] if batch else [body])
+
+        version = model.version
+        counts = Counter(p.gender for p in predictions)
+        for gender, count in counts.items():
+            metrics.PREDICTIONS.labels(gender).inc(count)
+        g.model_version = version
+        g.predicted = dict(counts) if batch else predictions[0].gender
+        answers = [
+            {"gender": p.gender, "probability": float(p.probability), "model_version": version}
+            for p in predictions
+        ]
+        return _json({"predictions": answers, "model_version": version} if batch else answers[0])
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _json({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        model = holder.model
+        if model is None or lifecycle.draining.is_set():
+            reason = "shutting down" if model else "no verified model is loaded yet"
+            raise ApiError(503, "not_ready", f"Not ready: {reason}.")
+        return _json({"status": "ready", "model_version": model.version})
+
+    @app.get("/version")
+    def version() -> Response:
+        return _json(model_or_503().metadata)
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        payload, content_type = metrics.exposition()
+        return Response(payload, content_type=content_type)
+
+    @app.get("/openapi.json")
+    def openapi_json() -> Response:
+        return Response(openapi, mimetype=JSON)
+
+    @app.get("/")
+    def index() -> Response:
+        return Response(INDEX_HTML, mimetype="text/html")
+
+    return app

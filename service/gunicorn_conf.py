@@ -1,0 +1,67 @@
+"""gunicorn settings: ``gunicorn --config python:service.gunicorn_conf "service.app:create_app()"``.
+
+Worker class: sync, one request at a time per process. Scoring is CPU-bound and short (well under a
+millisecond), so one process per core is the most efficient shape, with no GIL contention. On SIGTERM
+the master closes the listening socket at once and signals the workers; a sync worker finishes the
+request it is serving and exits, so in-flight requests complete and shutdown takes milliseconds.
+gthread was measured too: it keeps connections alive, but while draining it only wakes on socket
+events, so one idle keep-alive connection holds every worker for the whole graceful_timeout. Sync
+workers do not keep connections alive; a slow client holds a worker for at most ``timeout`` (bodies
+are small, and an ingress in front buffers them).
+"""
+
+import os
+import shutil
+import signal
+import tempfile
+
+from service import lifecycle
+from service.logs import logconfig_dict as _logconfig_dict
+from service.settings import ServiceSettings
+
+_settings = ServiceSettings()
+
+# Prometheus multiprocess mode: every worker writes its samples to files in this directory, read by
+# /metrics in any worker. Fresh per server start (stale samples of a previous run would be summed in);
+# under the system temp dir, an emptyDir in the cluster. Set before a worker imports prometheus_client.
+_PROMETHEUS_DIR = tempfile.mkdtemp(prefix="gender-api-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _PROMETHEUS_DIR
+
+# Kubernetes sends SIGTERM and kills after terminationGracePeriodSeconds (30 s by default): finish
+# in-flight requests well within that.
+GRACEFUL_TIMEOUT_S = 20
+REQUEST_TIMEOUT_S = 30
+
+bind = _settings.bind
+workers = _settings.workers
+worker_class = "sync"
+graceful_timeout = GRACEFUL_TIMEOUT_S
+timeout = REQUEST_TIMEOUT_S
+# Never preload: the model watcher thread must start in each worker, not in the master.
+preload_app = False
+control_socket_disable = True  # no runtime control interface (it would write under $HOME)
+logconfig_dict = _logconfig_dict(_settings.log_level)
+
+
+def post_worker_init(worker) -> None:
+    """Report not ready as soon as this worker receives SIGTERM, then shut down as gunicorn does
+    (in-flight requests still finish; only /readyz changes)."""
+    graceful_exit = worker.handle_exit
+
+    def drain_then_exit(signum, frame) -> None:
+        lifecycle.draining.set()
+        graceful_exit(signum, frame)
+
+    signal.signal(signal.SIGTERM, drain_then_exit)
+    signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: do not interrupt active requests
+
+
+def child_exit(server, worker) -> None:
+    # Imported here, once PROMETHEUS_MULTIPROC_DIR is set: a fork inherits the master's imports.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    shutil.rmtree(_PROMETHEUS_DIR, ignore_errors=True)
