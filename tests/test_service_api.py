@@ -1,0 +1,298 @@
+"""The API over real HTTP: every endpoint, and a table of bad inputs, against a real gunicorn."""
+
+import json
+import typing
+
+import pytest
+import requests
+
+from model.features import INPUT_FIELDS, KNOWN_COMPANIES
+from service.schema import MAX_NAME_LENGTH, UserFeatures
+from service.settings import ServiceSettings
+
+pytestmark = pytest.mark.slow
+
+DEFAULTS = ServiceSettings()
+ORIGINAL_EXAMPLE = {"age": 30, "company": "4You", "name_length": 12}
+FULL_USER = {
+    "name": "Dr Jane Smith",
+    "title": "Dr",
+    "age": 41.5,
+    "company": "Acme Factory",
+    "name_length": 10,
+    "travel_count": 12,
+    "avg_flight_price": 850.0,
+    "total_flight_spend": 10200.0,
+    "avg_distance": 640.5,
+    "share_economic": 0.5,
+    "share_premium": 0.25,
+    "share_firstclass": 0.25,
+    "hotel_nights": 9,
+    "avg_hotel_spend": 120.0,
+}
+
+
+def post(url: str, body, headers: dict | None = None) -> requests.Response:
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    return requests.post(
+        f"{url}/predict_gender", data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+
+
+def assert_prediction(item: dict, version: str) -> None:
+    assert item["gender"] in ("female", "male")
+    assert 0.5 <= item["probability"] <= 1.0  # the probability of the predicted class
+    assert item["model_version"] == version
+
+
+@pytest.fixture(scope="module")
+def version(live_service) -> str:
+    return requests.get(f"{live_service}/version").json()["version"]
+
+
+def test_schema_covers_every_model_input_with_its_type():
+    hints = typing.get_type_hints(UserFeatures, include_extras=True)
+    assert {
+        name: typing.get_args(hint)[0] if typing.get_args(hint) else hint for name, hint in hints.items()
+    } == (INPUT_FIELDS)
+
+
+def test_the_original_example_works_as_is(live_service, version):
+    response = post(live_service, ORIGINAL_EXAMPLE)
+    assert response.status_code == 200
+    assert set(response.json()) == {"gender", "probability", "model_version"}
+    assert_prediction(response.json(), version)
+
+
+def test_every_field_at_once(live_service, version):
+    response = post(live_service, FULL_USER)
+    assert response.status_code == 200, response.text
+    assert_prediction(response.json(), version)
+
+
+def test_a_batch_answers_in_request_order(live_service, version):
+    one_by_one = [
+        post(live_service, user).json() for user in ({"name": "Mary Jones"}, {"name": "Mr John Brown"})
+    ]
+    response = post(live_service, {"instances": [{"name": "Mary Jones"}, {"name": "Mr John Brown"}]})
+    assert response.status_code == 200
+    assert response.json()["model_version"] == version
+    assert response.json()["predictions"] == one_by_one
+    assert [p["gender"] for p in one_by_one] == ["female", "male"]
+
+
+def test_a_full_batch_is_accepted(live_service, version):
+    response = post(live_service, {"instances": [ORIGINAL_EXAMPLE] * DEFAULTS.max_instances})
+    assert response.status_code == 200
+    assert len(response.json()["predictions"]) == DEFAULTS.max_instances
+
+
+def test_an_unknown_company_is_accepted_and_scored(live_service, version):
+    assert "Initech" not in KNOWN_COMPANIES
+    response = post(live_service, {**ORIGINAL_EXAMPLE, "company": "Initech"})
+    assert response.status_code == 200
+    assert_prediction(response.json(), version)
+
+
+def test_a_name_of_the_maximum_length_is_accepted(live_service):
+    assert post(live_service, {"name": "A" * MAX_NAME_LENGTH}).status_code == 200
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+# (case, body, headers, status, error code, field path of the first detail or None)
+BAD_INPUT = [
+    ("malformed JSON", b'{"age": 30,', None, 400, "malformed_json", None),
+    ("trailing garbage", b'{"age": 30} x', None, 400, "malformed_json", None),
+    ("empty body", b"", None, 400, "malformed_json", None),
+    (
+        "text/plain",
+        json.dumps(ORIGINAL_EXAMPLE),
+        {"Content-Type": "text/plain"},
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "form encoded",
+        "age=30",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "body over the limit",
+        b'{"name": "' + b"a" * DEFAULTS.max_body_bytes + b'"}',
+        None,
+        413,
+        "request_entity_too_large",
+        None,
+    ),
+    (
+        "too many instances",
+        {"instances": [{"age": 30}] * (DEFAULTS.max_instances + 1)},
+        None,
+        413,
+        "too_many_instances",
+        None,
+    ),
+    ("age as a string", {"age": "30"}, None, 422, "invalid_request", ["age"]),
+    ("name_length with a fraction", {"name_length": 12.5}, None, 422, "invalid_request", ["name_length"]),
+    ("age as a boolean", {"age": True}, None, 422, "invalid_request", ["age"]),
+    ("NaN", b'{"age": NaN}', None, 422, "invalid_request", ["age"]),
+    ("Infinity", b'{"age": Infinity}', None, 422, "invalid_request", ["age"]),
+    ("overflow to infinity", b'{"avg_distance": 1e999}', None, 422, "invalid_request", ["avg_distance"]),
+    ("negative age", {"age": -1}, None, 422, "invalid_request", ["age"]),
+    ("age over 120", {"age": 121}, None, 422, "invalid_request", ["age"]),
+    ("share over 1", {"share_premium": 1.5}, None, 422, "invalid_request", ["share_premium"]),
+    ("huge integer", {"travel_count": 10**30}, None, 422, "invalid_request", ["travel_count"]),
+    ("empty name", {"name": ""}, None, 422, "invalid_request", ["name"]),
+    ("500-character name", {"name": "a" * 500}, None, 422, "invalid_request", ["name"]),
+    ("null field", {"age": None}, None, 422, "invalid_request", ["age"]),
+    ("unknown field", {"age": 30, "shoe_size": 42}, None, 422, "invalid_request", ["shoe_size"]),
+    ("empty object", {}, None, 422, "invalid_request", []),
+    ("array at top level", [ORIGINAL_EXAMPLE], None, 422, "invalid_request", []),
+    ("scalar at top level", 42, None, 422, "invalid_request", []),
+    ("string at top level", b'"hello"', None, 422, "invalid_request", []),
+    ("empty instances", {"instances": []}, None, 422, "invalid_request", ["instances"]),
+    ("instances not a list", {"instances": {"age": 30}}, None, 422, "invalid_request", ["instances"]),
+    (
+        "bad field inside a batch",
+        {"instances": [{"age": 30}, {"age": "x"}]},
+        None,
+        422,
+        "invalid_request",
+        ["instances", 1, "age"],
+    ),
+    (
+        "extra key beside instances",
+        {"instances": [{"age": 30}], "age": 3},
+        None,
+        422,
+        "invalid_request",
+        ["age"],
+    ),
+    ("nesting too deep to parse", nested(5000), None, 400, "malformed_json", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code", "field"),
+    [case[1:] for case in BAD_INPUT],
+    ids=[case[0] for case in BAD_INPUT],
+)
+def test_bad_input_gets_a_clear_error(live_service, body, headers, status, code, field):
+    response = post(live_service, body, headers)
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert "Traceback" not in response.text
+    if field is not None:
+        assert error["details"], "a schema violation names the offending field"
+        assert error["details"][0]["loc"] == field
+        assert {"loc", "type", "message"} == set(error["details"][0])
+
+
+def test_details_never_echo_the_input(live_service):
+    response = post(live_service, {"name": "Secret Person" + "x" * 300})
+    assert response.status_code == 422
+    assert "Secret Person" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/nowhere", 404, "not_found"),
+        ("GET", "/predict_gender", 405, "method_not_allowed"),
+        ("POST", "/healthz", 405, "method_not_allowed"),
+        ("DELETE", "/version", 405, "method_not_allowed"),
+    ],
+)
+def test_unknown_paths_and_methods_share_the_error_shape(live_service, method, path, status, code):
+    response = requests.request(method, live_service + path)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    if status == 405:
+        assert response.headers["Allow"]
+
+
+def test_health_ready_and_version(live_service, version, trained_model_dir):
+    assert requests.get(f"{live_service}/healthz").json() == {"status": "ok"}
+    assert requests.get(f"{live_service}/readyz").json() == {"status": "ready", "model_version": version}
+    on_disk = json.loads((trained_model_dir / "versions" / version / "model.json").read_text())
+    assert requests.get(f"{live_service}/version").json() == on_disk
+
+
+def test_request_id_is_echoed_or_generated(live_service):
+    given = post(live_service, ORIGINAL_EXAMPLE, {"X-Request-ID": "trace-42"})
+    assert given.headers["X-Request-ID"] == "trace-42"
+    generated = [post(live_service, ORIGINAL_EXAMPLE).headers["X-Request-ID"] for _ in range(2)]
+    assert all(generated) and generated[0] != generated[1]
+    injected = post(live_service, ORIGINAL_EXAMPLE, {"X-Request-ID": "a b\tc" * 100})
+    assert injected.headers["X-Request-ID"] not in ("a b\tc" * 100, "")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sample of `name` with exactly these labels, 0 if absent."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    line_start = f"{name}{{{wanted}}} " if labels else f"{name} "
+    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(line_start)), 0.0)
+
+
+def test_metrics_count_requests_of_every_worker(live_service, version):
+    before = requests.get(f"{live_service}/metrics").text
+    # Fresh connections spread over both workers; the exposition must sum them all.
+    sent = 40
+    genders = [post(live_service, {"name": "Mary Jones"}).json()["gender"] for _ in range(sent)]
+    assert post(live_service, {"age": "x"}).status_code == 422
+    after = requests.get(f"{live_service}/metrics").text
+    ok = {"endpoint": "/predict_gender", "status": "200"}
+    total = "gender_api_requests_total"
+    assert metric_value(after, total, **ok) - metric_value(before, total, **ok) == sent
+    rejected = {"endpoint": "/predict_gender", "status": "422"}
+    assert metric_value(after, total, **rejected) - metric_value(before, total, **rejected) == 1
+    predictions = "gender_api_predictions_total"
+    assert (
+        metric_value(after, predictions, gender=genders[0])
+        - metric_value(before, predictions, gender=genders[0])
+        == sent
+    )
+    assert (
+        metric_value(after, "gender_api_request_duration_seconds_count", endpoint="/predict_gender") >= sent
+    )
+    assert metric_value(after, "gender_api_model_info", version=version) == 1
+    assert metric_value(after, "gender_api_model_loads_total", outcome="loaded") == DEFAULTS.workers
+
+
+def test_openapi_documents_every_endpoint(live_service):
+    document = requests.get(f"{live_service}/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {
+        "/predict_gender",
+        "/healthz",
+        "/readyz",
+        "/version",
+        "/metrics",
+        "/openapi.json",
+        "/",
+    }
+    predict = document["paths"]["/predict_gender"]["post"]
+    assert "unseen category" in predict["description"]
+    assert {"200", "400", "413", "415", "422", "503"} <= set(predict["responses"])
+    user = document["components"]["schemas"]["UserFeatures"]
+    assert set(user["properties"]) == set(INPUT_FIELDS)
+    assert user["additionalProperties"] is False
+    assert user["properties"]["name"]["maxLength"] == MAX_NAME_LENGTH
+
+
+def test_the_page_is_self_contained(live_service):
+    response = requests.get(f"{live_service}/")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "/predict_gender" in response.text
+    assert "http://" not in response.text and "https://" not in response.text  # no CDN

@@ -1,0 +1,237 @@
+"""The service over its life: a model appearing, new versions swapped in under load, a tampered version
+refused, and SIGTERM with requests in flight. Each test runs its own gunicorn on its own model volume."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from model.artifact import CURRENT, MODEL_FILE, VERSIONS, current_version
+from tests.fixtures.service import publish_copy, wait_for
+from tests.test_service_api import ORIGINAL_EXAMPLE, metric_value
+
+pytestmark = pytest.mark.slow
+
+FAST_RELOAD_S = 0.1
+WORKERS = 2
+PUBLISHED_VERSIONS = 20
+
+
+def predict(session: requests.Session, url: str, body: dict) -> requests.Response:
+    return session.post(f"{url}/predict_gender", json=body, timeout=10)
+
+
+def tree(directory: Path) -> dict[str, tuple[int, float]]:
+    return {
+        str(p.relative_to(directory)): (p.lstat().st_size, p.lstat().st_mtime) for p in directory.rglob("*")
+    }
+
+
+def test_becomes_ready_by_itself_once_a_model_is_published(start_service, trained_model_dir, tmp_path):
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    server = start_service(model_dir=model_dir, reload_interval_s=FAST_RELOAD_S)
+
+    assert requests.get(f"{server.url}/healthz").status_code == 200
+    assert requests.get(f"{server.url}/readyz").status_code == 503
+    assert requests.get(f"{server.url}/version").status_code == 503
+    waiting = requests.post(f"{server.url}/predict_gender", json=ORIGINAL_EXAMPLE)
+    assert waiting.status_code == 503
+    assert waiting.json()["error"]["code"] == "model_unavailable"
+    assert "no verified model" in waiting.json()["error"]["message"].lower()
+
+    version = publish_copy(trained_model_dir, model_dir)
+    before = tree(model_dir)
+    wait_for(server, "/readyz", timeout_s=5)
+    answer = requests.post(f"{server.url}/predict_gender", json=ORIGINAL_EXAMPLE)
+    assert answer.status_code == 200
+    assert answer.json()["model_version"] == version
+    assert tree(model_dir) == before, "the service must never write to the model volume"
+
+
+def test_twenty_versions_swap_in_under_load_without_a_failed_request(
+    start_service, trained_model_dir, tmp_path
+):
+    model_dir = tmp_path / "models"
+    published = [publish_copy(trained_model_dir, model_dir)]
+    server = start_service(model_dir=model_dir, reload_interval_s=FAST_RELOAD_S, workers=WORKERS)
+    wait_for(server, "/readyz")
+
+    stop = threading.Event()
+    seen: list[tuple[int, str | None, bool]] = []  # (status, version, batch answers agree)
+    failures: list[Exception] = []
+    batch = {"instances": [ORIGINAL_EXAMPLE, {"name": "Mary Jones"}, {"name": "Mr John Brown"}]}
+
+    def client(body: dict) -> None:
+        session = requests.Session()
+        deadline = time.monotonic() + 60  # bounded even if the publisher hangs
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                response = predict(session, server.url, body)
+            except requests.RequestException as error:
+                failures.append(error)
+                continue
+            answer = response.json() if response.ok else {}
+            agree = all(p["model_version"] == answer["model_version"] for p in answer.get("predictions", []))
+            seen.append((response.status_code, answer.get("model_version"), agree))
+
+    clients = [
+        threading.Thread(target=client, args=(body,)) for body in (ORIGINAL_EXAMPLE, batch, ORIGINAL_EXAMPLE)
+    ]
+    for thread in clients:
+        thread.start()
+    try:
+        for _ in range(PUBLISHED_VERSIONS):
+            published.append(publish_copy(trained_model_dir, model_dir))
+            time.sleep(3 * FAST_RELOAD_S)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and {v for _, v, _ in seen[-20:]} != {published[-1]}:
+            time.sleep(FAST_RELOAD_S)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+
+    assert not failures
+    assert len(seen) > 100
+    assert [status for status, _, _ in seen if status != 200] == []
+    versions = [version for _, version, _ in seen]
+    assert set(versions) <= set(published)
+    assert all(agree for _, _, agree in seen), "one answer never mixes two model versions"
+    assert len(set(versions)) >= PUBLISHED_VERSIONS // 2, "versions were really swapped in while serving"
+    assert versions[-1] == published[-1]
+
+
+def tamper(model_dir: Path) -> str:
+    """A new version whose model.pkl no longer matches the sha256 in its model.json, made current."""
+    good = current_version(model_dir)
+    bad = f"{good}-tampered"
+    shutil.copytree(model_dir / VERSIONS / good, model_dir / VERSIONS / bad)
+    metadata = json.loads((model_dir / VERSIONS / bad / "model.json").read_text())
+    (model_dir / VERSIONS / bad / "model.json").write_text(json.dumps({**metadata, "version": bad}))
+    with open(model_dir / VERSIONS / bad / MODEL_FILE, "ab") as pickle:
+        pickle.write(b"\x00 payload")
+    os.symlink(f"{VERSIONS}/{bad}", model_dir / "pointer")
+    os.replace(model_dir / "pointer", model_dir / CURRENT)
+    return bad
+
+
+def test_a_tampered_version_is_refused_once_and_the_old_model_keeps_serving(
+    start_service, trained_model_dir, tmp_path
+):
+    model_dir = tmp_path / "models"
+    good = publish_copy(trained_model_dir, model_dir)
+    server = start_service(model_dir=model_dir, reload_interval_s=FAST_RELOAD_S, workers=WORKERS)
+    wait_for(server, "/readyz")
+
+    bad = tamper(model_dir)
+
+    def refused() -> float:
+        text = requests.get(f"{server.url}/metrics").text
+        return metric_value(text, "gender_api_model_loads_total", outcome="refused")
+
+    deadline = time.monotonic() + 10
+    while refused() < WORKERS and time.monotonic() < deadline:
+        time.sleep(FAST_RELOAD_S)
+    assert refused() == WORKERS  # each worker checked it once
+    time.sleep(10 * FAST_RELOAD_S)
+    assert refused() == WORKERS, "a refused version is remembered, not retried every interval"
+
+    for _ in range(10):
+        answer = requests.post(f"{server.url}/predict_gender", json=ORIGINAL_EXAMPLE)
+        assert answer.status_code == 200
+        assert answer.json()["model_version"] == good
+    assert requests.get(f"{server.url}/readyz").status_code == 200
+    refusals = [json.loads(line) for line in server.log().splitlines() if "refused" in line]
+    assert refusals and refusals[0]["model_version"] == bad and "sha256" in refusals[0]["reason"]
+
+    recovered = publish_copy(trained_model_dir, model_dir)
+    deadline = time.monotonic() + 5
+    while (
+        requests.get(f"{server.url}/version").json()["version"] != recovered and time.monotonic() < deadline
+    ):
+        time.sleep(FAST_RELOAD_S)
+    assert requests.get(f"{server.url}/version").json()["version"] == recovered
+
+
+class PartialRequest:
+    """A request whose head (and half its body) is sent now and the rest later: in flight meanwhile."""
+
+    def __init__(self, url: str, method: str, path: str, body: bytes = b""):
+        host, port = url.removeprefix("http://").split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.rest = body[len(body) // 2 :] if body else b"\r\n"
+        self.sock.sendall(head.encode() + (b"\r\n" + body[: len(body) // 2] if body else b""))
+
+    def finish(self) -> tuple[int, dict]:
+        self.sock.sendall(self.rest)
+        received = b""
+        while chunk := self.sock.recv(65536):
+            received += chunk
+        self.sock.close()
+        head, _, body = received.partition(b"\r\n\r\n")
+        return int(head.split()[1]), json.loads(body)
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_turns_readiness_off(
+    start_service, trained_model_dir, tmp_path
+):
+    model_dir = tmp_path / "models"
+    version = publish_copy(trained_model_dir, model_dir)
+    # One worker holds a half-sent /readyz, one a half-sent prediction, one serves the load.
+    server = start_service(model_dir=model_dir, workers=3)
+    wait_for(server, "/readyz")
+
+    stop = threading.Event()
+    statuses: list[int] = []
+    refused_after_sigterm: list[float] = []
+    sigterm_at: list[float] = []
+
+    def load() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                statuses.append(
+                    requests.post(f"{server.url}/predict_gender", json=ORIGINAL_EXAMPLE).status_code
+                )
+            except requests.ConnectionError:  # a new request after the listener closed
+                refused_after_sigterm.append(time.monotonic())
+                time.sleep(0.01)
+
+    loaders = [threading.Thread(target=load) for _ in range(2)]
+    for thread in loaders:
+        thread.start()
+    time.sleep(0.5)
+    readiness = PartialRequest(server.url, "GET", "/readyz")
+    prediction = PartialRequest(server.url, "POST", "/predict_gender", json.dumps(ORIGINAL_EXAMPLE).encode())
+    time.sleep(0.3)  # both accepted by a worker and being read
+
+    sigterm_at.append(time.monotonic())
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    ready_status, ready_body = readiness.finish()
+    predict_status, predict_body = prediction.finish()
+    exit_code = server.process.wait(timeout=15)
+    stopped_after = time.monotonic() - sigterm_at[0]
+    stop.set()
+    for thread in loaders:
+        thread.join()
+
+    assert ready_status == 503
+    assert "shutting down" in ready_body["error"]["message"]
+    assert predict_status == 200
+    assert predict_body["model_version"] == version
+    assert exit_code == 0
+    assert stopped_after < 5, "workers exit as soon as their in-flight request is done"
+    assert statuses and set(statuses) == {200}, "every answered request succeeded"
+    assert all(at > sigterm_at[0] for at in refused_after_sigterm)
