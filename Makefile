@@ -36,6 +36,15 @@ train: venv ## Train and publish to var/models, on generated sample data or DATA
 bench-train: venv ## Benchmark: training on the real data, and model.predict on 1,000,000 generated users
 	$(BIN)/python -m tests.bench.bench_train
 
+# --- Prediction service ------------------------------------------------------------------
+.PHONY: serve bench-serve
+
+serve: venv ## Serve the API with gunicorn on 127.0.0.1:5000 (model from var/models; GENDER_* to change)
+	$(BIN)/gunicorn --config python:service.gunicorn_conf "service.app:create_app()"
+
+bench-serve: venv ## Benchmark the API against a bare JSON echo (needs Debian's wrk); prints a table
+	$(BIN)/python -m tests.bench.bench_serve
+
 # --- Kubernetes manifests -------------------------------------------------------------
 # The validators pin libraries that clash with the app's, so they live in their own venv.
 TOOLS_VENV := .tools/venv
