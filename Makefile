@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: help venv lint test train bench-train clean
+.PHONY: help venv lint test train up down bench-train clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,6 +32,12 @@ SAMPLE_DIR := var/sample-data
 train: venv ## Train and publish to var/models, on generated sample data or DATA_DIR=dir (users.csv [hotels.csv] [flights.csv])
 	$(if $(DATA_DIR),,$(BIN)/python -m model.sample_data --out $(SAMPLE_DIR))
 	$(BIN)/python -m model.train --data-dir $(or $(DATA_DIR),$(SAMPLE_DIR)) --model-dir var/models
+
+up: venv ## The local stack: MLflow on :5500, retrain on sample data (or DATA_DIR=...), the API on 127.0.0.1:5000
+	scripts/stack.sh up
+
+down: ## Stop the local stack
+	scripts/stack.sh down
 
 bench-train: venv ## Benchmark: training on the real data, and model.predict on 1,000,000 generated users
 	$(BIN)/python -m tests.bench.bench_train

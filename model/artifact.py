@@ -98,7 +98,7 @@ def writer_lock(model_dir: Path, timeout_s: float = 0.0):
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise ArtifactError(
+                    raise WriterBusy(
                         f"{model_dir} is being written by another process (lock {WRITER_LOCK})"
                     ) from None
                 time.sleep(0.2)

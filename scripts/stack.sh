@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The local stack, no cluster: MLflow and the API under honcho, and one retrain against them.
+#   scripts/stack.sh up     start (idempotent), train, wait until the API is ready
+#   scripts/stack.sh down   stop everything
+# Settings: DATA_DIR (your users.csv [hotels.csv] [flights.csv]; default: generated sample data),
+# API_PORT (5000; 5050 when 5000 is taken), MLFLOW_PORT (5500), STACK_DIR (var).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export STACK_DIR=${STACK_DIR:-$PWD/var}
+export API_PORT=${API_PORT:-5000}
+export MLFLOW_PORT=${MLFLOW_PORT:-5500}
+LOG_DIR=$STACK_DIR/log
+PID_FILE=$STACK_DIR/stack.pid
+MLFLOW_URL=http://127.0.0.1:$MLFLOW_PORT
+API_URL=http://127.0.0.1:$API_PORT
+WAIT_S=120
+
+export GENDER_MODEL_DIR=$STACK_DIR/models
+export GENDER_DATA_DIR=${DATA_DIR:-$STACK_DIR/data}
+export GENDER_SAMPLE_DATA_DIR=$STACK_DIR/sample-data
+export GENDER_OUTPUT_DIR=$STACK_DIR/predictions
+export GENDER_BIND=127.0.0.1:$API_PORT
+export MLFLOW_TRACKING_URI=$MLFLOW_URL
+
+running() { [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
+
+wait_for() {  # URL NAME LOG
+  local deadline=$((SECONDS + WAIT_S))
+  until curl -fs -o /dev/null "$1"; do
+    if ((SECONDS > deadline)) || ! running; then
+      echo "error: $2 did not answer $1 within ${WAIT_S}s; last lines of $3:" >&2
+      tail -n 30 "$3" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+}
+
+up() {
+  mkdir -p "$LOG_DIR" "$STACK_DIR/mlflow" "$GENDER_MODEL_DIR" "$GENDER_DATA_DIR" "$GENDER_OUTPUT_DIR"
+  [[ -f $GENDER_SAMPLE_DATA_DIR/users.csv ]] || .venv/bin/python -m model.sample_data --out "$GENDER_SAMPLE_DATA_DIR"
+  if running; then
+    echo "the stack is already running (pid $(cat "$PID_FILE")); 'make down' stops it"
+  else
+    for port in "$API_PORT" "$MLFLOW_PORT"; do
+      if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+        echo "error: port $port is taken; set API_PORT=5050 or MLFLOW_PORT=... (make up API_PORT=5050)" >&2
+        exit 1
+      fi
+    done
+    setsid .venv/bin/honcho start --no-colour -f Procfile -d . >"$LOG_DIR/stack.log" 2>&1 &
+    echo $! >"$PID_FILE"
+  fi
+  wait_for "$MLFLOW_URL/health" MLflow "$LOG_DIR/stack.log"
+  echo "retraining on ${DATA_DIR:-generated sample data} (log: $LOG_DIR/retrain.log)"
+  if ! .venv/bin/python -m jobs.retrain >"$LOG_DIR/retrain.log" 2>&1; then
+    echo "error: retrain failed; last lines of $LOG_DIR/retrain.log:" >&2
+    tail -n 30 "$LOG_DIR/retrain.log" >&2
+    exit 1
+  fi
+  grep '"event": "gate"' "$LOG_DIR/retrain.log" | sed 's/^.*INFO jobs.retrain: /gate: /'
+  wait_for "$API_URL/readyz" "the API" "$LOG_DIR/stack.log"
+  cat <<READY
+
+The local stack is up (logs: $LOG_DIR/stack.log, $LOG_DIR/retrain.log).
+  MLflow UI:  $MLFLOW_URL
+  Predict:    curl -s -X POST $API_URL/predict_gender -H 'Content-Type: application/json' \\
+                -d '{"name": "Wilma Mcinnis", "age": 48, "company": "Acme Factory"}'
+  Batch:      scripts/stack.sh batch   (writes $GENDER_OUTPUT_DIR/latest.csv)
+  Stop:       make down
+READY
+}
+
+down() {
+  if running; then
+    local pid
+    pid=$(cat "$PID_FILE")
+    kill -TERM "$pid"
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL -- "-$pid" 2>/dev/null
+    echo "stopped the local stack"
+  else
+    echo "the local stack is not running"
+  fi
+  rm -f "$PID_FILE"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  batch) .venv/bin/python -m jobs.batch_predict 2>&1 | tee -a "$LOG_DIR/batch.log" ;;
+  retrain) .venv/bin/python -m jobs.retrain 2>&1 | tee -a "$LOG_DIR/retrain.log" ;;
+  *) echo "usage: $0 up|down|batch|retrain" >&2; exit 2 ;;
+esac

@@ -1,0 +1,117 @@
+"""End to end, real processes: the README's main command (scripts/stack.sh, behind `make up`).
+
+MLflow up -> retrain -> service ready -> prediction -> a retrain on degraded data is refused by
+the gate -> batch_predict writes its file -> the registry's champion is the served version.
+"""
+
+import csv
+import os
+import random
+import shutil
+import socket
+import subprocess
+
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from jobs import tracking
+from tests.fixtures.data import CHECKOUT_DIR
+
+pytestmark = pytest.mark.slow
+STACK_TIMEOUT_S = 420
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def degrade(source, target):
+    """Same users, but the labels shuffled: no model can learn them, the gate must refuse."""
+    shutil.copytree(source, target)
+    with open(source / "users.csv") as file:
+        rows = list(csv.DictReader(file))
+    labels = [r["gender"] for r in rows if r["gender"] != "none"]
+    random.Random(1).shuffle(labels)
+    shuffled = iter(labels)
+    for row in rows:
+        if row["gender"] != "none":
+            row["gender"] = next(shuffled)
+    with open(target / "users.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def stack(tmp_path):
+    env = {
+        **os.environ,
+        "STACK_DIR": str(tmp_path / "var"),
+        "API_PORT": str(free_port()),
+        "MLFLOW_PORT": str(free_port()),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+
+    def run(*args, **extra):
+        return subprocess.run(
+            ["scripts/stack.sh", *args],
+            env={**env, **extra},
+            cwd=CHECKOUT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=STACK_TIMEOUT_S,
+        )
+
+    try:
+        yield env, run
+    finally:
+        stopped = run("down")
+        assert "stopped the local stack" in stopped.stdout, stopped.stdout + stopped.stderr
+
+
+def test_local_stack_end_to_end(stack, tmp_path):
+    env, run = stack
+    api = f"http://127.0.0.1:{env['API_PORT']}"
+    mlflow_url = f"http://127.0.0.1:{env['MLFLOW_PORT']}"
+
+    started = run("up")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert '"decision": "promoted"' in started.stdout
+    assert f"curl -s -X POST {api}/predict_gender" in started.stdout
+
+    answer = requests.post(
+        f"{api}/predict_gender",
+        json={"name": "Wilma Mcinnis", "age": 48, "company": "Acme Factory"},
+        timeout=10,
+    )
+    assert answer.status_code == 200
+    served = answer.json()["model_version"]
+    assert answer.json()["gender"] == "female"
+
+    degraded = tmp_path / "degraded"
+    degrade(tmp_path / "var" / "sample-data", degraded)
+    refused = run("retrain", DATA_DIR=str(degraded))
+    assert refused.returncode == 0, refused.stdout + refused.stderr
+    assert '"decision": "refused"' in refused.stdout
+    assert requests.get(f"{api}/version", timeout=10).json()["version"] == served
+
+    batch = run("batch")
+    assert batch.returncode == 0, batch.stdout + batch.stderr
+    latest = tmp_path / "var" / "predictions" / "latest.csv"
+    with open(latest) as file:
+        predictions = list(csv.DictReader(file))
+    assert predictions
+    assert {p["model_version"] for p in predictions} == {served}
+
+    client = MlflowClient(tracking_uri=mlflow_url)
+    champion = client.get_model_version_by_alias(tracking.REGISTERED_MODEL, tracking.CHAMPION_ALIAS)
+    assert champion.tags[tracking.VERSION_TAG] == served
+    experiment = client.get_experiment_by_name(tracking.EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], "tags.`gate.decision` = 'refused'")
+    assert len(runs) == 1
+    assert runs[0].data.metrics["gate_promoted"] == 0.0
+    batch_runs = client.search_runs([client.get_experiment_by_name(tracking.BATCH_EXPERIMENT).experiment_id])
+    assert batch_runs[0].data.metrics["rows"] == len(predictions)
