@@ -6,6 +6,7 @@ atomically into the output directory, and logs counts and the class balance to M
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 
 from jobs import logs, tracking
-from jobs.settings import JobSettings
+from jobs.settings import BatchSettings
 from model import artifact
 from model.data import DataError, load_dataset
 from model.predict import score, write_atomically
@@ -26,7 +27,7 @@ EXIT_OK, EXIT_FAILED = 0, 2
 log = logging.getLogger("jobs.batch_predict")
 
 
-def batch_predict(settings: JobSettings, users_csv: Path | None = None) -> dict:
+def batch_predict(settings: BatchSettings, users_csv: Path | None = None) -> dict:
     uri = tracking.tracking_uri()
     if uri:
         tracking.connect(uri)
@@ -34,9 +35,7 @@ def batch_predict(settings: JobSettings, users_csv: Path | None = None) -> dict:
     paths = {"users": users_csv, "hotels": None, "flights": None} if users_csv else settings.input_paths()
     dataset = load_dataset(paths["users"], paths["hotels"], paths["flights"])
     if "gender" in dataset.users and not users_csv:
-        dataset = dataset.__class__(
-            dataset.users[dataset.users["gender"] == "none"], dataset.hotels, dataset.flights
-        )
+        dataset = dataclasses.replace(dataset, users=dataset.users[dataset.users["gender"] == "none"])
     predictions = score(dataset, loaded)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = settings.output_dir / f"predictions-{stamp}.csv"
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "--input", type=Path, help="score every user of this users CSV instead of the unlabelled ones"
     )
     args = parser.parse_args(argv)
-    settings = JobSettings()
+    settings = BatchSettings()
     logs.configure(settings.log_level)
     try:
         batch_predict(settings, args.input)

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 
 from jobs import logs, tracking
 from jobs.gate import decide
-from jobs.settings import JobSettings
+from jobs.settings import RetrainSettings
 from model import artifact
 from model.data import DataError
 from model.train import save_confusion_matrices, summary_table, train
@@ -34,7 +34,7 @@ def champion_metadata(model_dir: Path) -> dict | None:
         return None
 
 
-def retrain(settings: JobSettings) -> dict:
+def retrain(settings: RetrainSettings) -> dict:
     """Train, gate and maybe publish; returns the decision record that is also logged."""
     uri = tracking.tracking_uri()
     if uri:
@@ -81,7 +81,7 @@ def retrain(settings: JobSettings) -> dict:
 
 
 def main() -> int:
-    settings = JobSettings()
+    settings = RetrainSettings()
     logs.configure(settings.log_level)
     try:
         retrain(settings)

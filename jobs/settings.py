@@ -10,17 +10,23 @@ from model.settings import VAR_DIR, GenderSettings
 
 
 class JobSettings(GenderSettings):
-    """What jobs.retrain and jobs.batch_predict read (see docs/runtime.md)."""
+    """What both jobs read (see docs/runtime.md); each job adds its own below."""
 
     data_dir: Path = VAR_DIR / "data"
     # Used when data_dir holds no users.csv: the jobs image bundles generated data here.
     sample_data_dir: Path = VAR_DIR / "sample-data"
-    output_dir: Path = VAR_DIR / "predictions"
-    gate_tolerance: float = Field(default=0.01, ge=0, le=1)
-    gate_floor: float = Field(default=0.90, ge=0, le=1)
-    keep_versions: int = Field(default=DEFAULT_KEEP, ge=1)
 
     def input_paths(self) -> dict[str, Path | None]:
         """The data directory's CSVs, or the bundled sample's when the data directory has none."""
         source = self.data_dir if (self.data_dir / "users.csv").exists() else self.sample_data_dir
         return dataset_paths(source)
+
+
+class RetrainSettings(JobSettings):
+    gate_tolerance: float = Field(default=0.01, ge=0, le=1)
+    gate_floor: float = Field(default=0.90, ge=0, le=1)
+    keep_versions: int = Field(default=DEFAULT_KEEP, ge=1)
+
+
+class BatchSettings(JobSettings):
+    output_dir: Path = VAR_DIR / "predictions"
