@@ -74,14 +74,22 @@ def take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
     return {field: values[index] for field, values in columns.items()}
 
 
-def _numeric(columns: Columns, field: str, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """(values with 0 where missing, missing mask) of a numeric field."""
+NUMERIC_FIELDS = ("age", "name_length", *TRAVEL_FIELDS)
+
+
+def _numeric(columns: Columns, field: str, n_rows: int, fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(values with `fill` where missing, missing mask) of a numeric field."""
     raw = columns.get(field)
     if raw is None:
-        return np.zeros(n_rows), np.ones(n_rows, dtype=bool)
+        return np.full(n_rows, fill), np.ones(n_rows, dtype=bool)
     values = np.array([np.nan if v is None else v for v in raw], dtype=float) if raw.dtype == object else raw
     missing = np.isnan(values)
-    return np.where(missing, 0.0, values), missing
+    return np.where(missing, fill, values), missing
+
+
+def _name_lengths(names: list, given: np.ndarray) -> np.ndarray:
+    """The length of the name when there is one, else the name_length a client sent."""
+    return np.array([len(n) if n else g for n, g in zip(names, given, strict=True)], dtype=float)
 
 
 def _text(columns: Columns, field: str, n_rows: int) -> list:
@@ -131,10 +139,21 @@ class FeatureBuilder:
         self.seed = seed
         self.first_name_table: dict[str, float] = {}
         self.ngram_table: dict[str, float] = {}
+        # A missing number takes the training mean: "unknown" then reads as "typical", never as
+        # zero trips or a zero-length name, which a model would extrapolate from.
+        self.fill_values: dict[str, float] = {}
 
     def fit(self, columns: Columns, labels: np.ndarray) -> "FeatureBuilder":
-        first_names = [parse_name(name)[1] for name in _text(columns, "name", len(labels))]
+        n_rows = len(labels)
+        names = _text(columns, "name", n_rows)
+        first_names = [parse_name(name)[1] for name in names]
         self.first_name_table, self.ngram_table = self._tables(first_names, labels)
+        observed = {field: _numeric(columns, field, n_rows, np.nan)[0] for field in NUMERIC_FIELDS}
+        observed["name_length"] = _name_lengths(names, observed["name_length"])
+        self.fill_values = {
+            field: float(np.nanmean(values)) if not np.isnan(values).all() else 0.0
+            for field, values in observed.items()
+        }
         return self
 
     def training_matrix(self, columns: Columns, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,11 +227,10 @@ class FeatureBuilder:
         titles = [
             normalize_title(given) or title for given, (title, _) in zip(given_titles, parsed, strict=True)
         ]
-        name_length, _ = _numeric(columns, "name_length", n_rows)
+        fill = self.fill_values
         out[:, _COLUMN["has_name"]] = [1.0 if first else 0.0 for first in first_names]
-        out[:, _COLUMN["name_length"]] = [
-            len(n) if n else given for n, given in zip(names, name_length, strict=True)
-        ]
+        given_length, _ = _numeric(columns, "name_length", n_rows, fill.get("name_length", 0.0))
+        out[:, _COLUMN["name_length"]] = _name_lengths(names, given_length)
         out[:, _COLUMN["title_gender"]] = [_TITLE_SIGN[TITLES.get(t)] for t in titles]
         out[:, [_COLUMN["prior_log_odds"], _COLUMN["prior_log_births"], _COLUMN["prior_known"]]] = (
             self._prior_features(first_names)
@@ -220,7 +238,7 @@ class FeatureBuilder:
         out[:, _LEARNED_COLUMNS] = self._learned_features(
             first_names, self.first_name_table, self.ngram_table
         )
-        age, age_missing = _numeric(columns, "age", n_rows)
+        age, age_missing = _numeric(columns, "age", n_rows, fill.get("age", 0.0))
         out[:, _COLUMN["age"]] = age
         out[:, _COLUMN["age_missing"]] = age_missing
         companies = columns.get("company")
@@ -229,7 +247,7 @@ class FeatureBuilder:
                 out[:, _COLUMN[f"company={company}"]] = companies == company
         travel_missing = np.ones(n_rows, dtype=bool)
         for field in TRAVEL_FIELDS:
-            out[:, _COLUMN[field]], missing = _numeric(columns, field, n_rows)
+            out[:, _COLUMN[field]], missing = _numeric(columns, field, n_rows, fill.get(field, 0.0))
             travel_missing &= missing
         out[:, _COLUMN["travel_missing"]] = travel_missing
         return out

@@ -75,6 +75,19 @@ def test_prior_and_title_features():
     assert unknown["prior_known"] == 0 and unknown["title_gender"] == -1
 
 
+def test_missing_numbers_take_the_training_mean():
+    columns = records_to_columns(
+        [{"name": "Mary A", "age": 20, "travel_count": 4}, {"name": "John B", "age": 40}]
+    )
+    builder = FeatureBuilder(PRIOR).fit(columns, np.array([1, 0]))
+    [row] = builder.transform(records_to_columns([{"company": "4You"}]))
+    features = dict(zip(FEATURE_NAMES, row, strict=True))
+    assert features["age"] == 30
+    assert features["age_missing"] == 1
+    assert features["travel_count"] == 4
+    assert features["name_length"] == 6
+
+
 def test_unknown_company_is_an_unseen_category():
     features = fitted_builder().transform(records_to_columns([{"company": "Brand New Ltd"}]))
     company_columns = [i for i, name in enumerate(FEATURE_NAMES) if name.startswith("company=")]

@@ -68,6 +68,14 @@ def test_request_without_a_name_gets_an_honest_probability(real_model):
     assert 0.5 <= prediction.probability < 0.65
 
 
+def test_missing_travel_fields_read_as_typical_not_as_zero(sample_model_dir):
+    # Trained with flights and hotels: a request without them must not be scored as "never travels".
+    [prediction] = artifact.load(sample_model_dir).predictor.predict(
+        [{"age": 30, "company": "4You", "name_length": 12}]
+    )
+    assert 0.5 <= prediction.probability < 0.65
+
+
 def test_dataframe_row_and_json_dict_get_the_same_probability(real_model, real_data_dir):
     predictor = artifact.load(real_model[0]).predictor
     users = load_users(real_data_dir / "users.csv").head(50)
