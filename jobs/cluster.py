@@ -4,7 +4,8 @@
 in-cluster in a pod, else kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config); namespace from
 GENDER_NAMESPACE or --namespace. Exit codes: 0 success, 1 the Job or rollout failed, 2 timeout,
 API or input error. Messages go to stderr; stdout carries only the pods' logs (and promote's summary).
-promote edits the overlay's `images:` by a ruamel.yaml round-trip, keeping comments, order and quoting.
+promote edits the overlay's `images:` (and its version label) by a ruamel.yaml round-trip, keeping
+comments, order and quoting.
 """
 
 import argparse
@@ -26,6 +27,7 @@ from model.settings import GenderSettings
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # names that also fit the job-name label
 DEFAULT_POLL_S = 2.0
 IMAGES = ("gender-api", "gender-jobs", "gender-mlflow")
+VERSION_LABEL = "app.kubernetes.io/version"  # names the release, so it follows the image tag
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # Docker's grammar (distribution/reference): a tag, and a repository name with optional registry host.
 TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
@@ -115,6 +117,11 @@ def promote(overlay: Path, tag: str, registry: str | None) -> None:
         if entry.pop("digest", None):  # kustomize would prefer a digest over the new tag
             print(f"promote: dropped the digest of {image} in favour of tag {tag}")
         print(f"promote: {image} -> {entry.get('newName', image)}:{tag}")
+    for block in document.get("labels") or []:
+        pairs = block.get("pairs") if isinstance(block, CommentedMap) else None
+        if isinstance(pairs, CommentedMap) and VERSION_LABEL in pairs:
+            set_field(pairs, VERSION_LABEL, tag, after=VERSION_LABEL)
+            print(f"promote: label {VERSION_LABEL}={tag}")
     yaml.indent(mapping=MAPPING_INDENT, sequence=indent or MAPPING_INDENT, offset=offset or 0)
     temporary = path.with_name(f".{path.name}.promote")
     try:

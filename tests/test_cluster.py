@@ -291,6 +291,31 @@ def test_promote_refuses_a_bad_registry_and_a_missing_file(overlay, tmp_path, ca
     assert (overlay / "kustomization.yaml").read_text() == KUSTOMIZATION
 
 
+def test_promoted_cloud_overlay_renders_the_release_everywhere(tmp_path):
+    if shutil.which("kubectl") is None:
+        pytest.fail("kubectl is needed to render the promoted overlay")
+    shutil.copytree(CHECKOUT / "manifests", tmp_path / "manifests")
+    overlay = tmp_path / "manifests" / "overlays" / "cloud"
+    assert main(["promote", "--overlay", str(overlay), "--tag", "1.2.3", "--registry", "ghcr.io/acme"]) == 0
+
+    output = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=True
+    )
+    workloads = [
+        o
+        for o in YAML(typ="safe").load_all(output.stdout)
+        if o and o["kind"] in ("Deployment", "CronJob", "Job")
+    ]
+    assert workloads
+    for workload in workloads:
+        assert workload["metadata"]["labels"]["app.kubernetes.io/version"] == "1.2.3"
+        spec = workload["spec"].get("jobTemplate", workload)["spec"]["template"]
+        assert spec["metadata"]["labels"]["app.kubernetes.io/version"] == "1.2.3"
+        for container in spec["spec"]["containers"]:
+            assert container["image"].startswith("ghcr.io/acme/gender-")
+            assert container["image"].endswith(":1.2.3")
+
+
 def rendered_base() -> list[dict]:
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is needed to render manifests/base")
