@@ -5,18 +5,15 @@ validator, the predictor scores plain dicts with numpy, and the answer is dumped
 """
 
 import json
-import logging
-import re
-import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from pydantic import ValidationError
 
 from service import errors, lifecycle, metrics
 from service.errors import ApiError
+from service.instrument import MODEL_VERSION_KEY, PREDICTED_KEY, Instrumented
 from service.model_holder import ModelHolder
 from service.openapi import openapi_document
 from service.schema import request_adapter
@@ -24,10 +21,6 @@ from service.settings import ServiceSettings
 
 JSON = "application/json"
 INDEX_HTML = (Path(__file__).with_name("static") / "index.html").read_bytes()
-# A client's request id is echoed and logged only if it is short and plain (no log or header injection).
-REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-log = logging.getLogger("service.requests")
 
 
 def _json(body: object, status: int = 200) -> Response:
@@ -50,7 +43,7 @@ def _rejection(exc: ValidationError, max_instances: int) -> ApiError:
 
 def create_app(settings: ServiceSettings | None = None) -> Flask:
     settings = settings or ServiceSettings()
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the one page is served by index()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     errors.register(app)
 
@@ -68,33 +61,6 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
             raise ApiError(503, "model_unavailable", "No verified model is loaded yet; retry shortly.")
         return model
 
-    @app.before_request
-    def _start() -> None:
-        g.started = time.perf_counter()
-        given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
-
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        elapsed = time.perf_counter() - g.started
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.REQUESTS.labels(endpoint, response.status_code).inc()
-        metrics.LATENCY.labels(endpoint).observe(elapsed)
-        response.headers["X-Request-ID"] = g.request_id
-        log.info(
-            "request",
-            extra={
-                "request_id": g.request_id,
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "latency_ms": round(elapsed * 1000, 3),
-                "model_version": g.get("model_version"),
-                "predicted": g.get("predicted"),
-            },
-        )
-        return response
-
     @app.post("/predict_gender")
     def predict_gender() -> Response:
         if request.mimetype != JSON:
@@ -111,8 +77,8 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
         counts = Counter(p.gender for p in predictions)
         for gender, count in counts.items():
             metrics.PREDICTIONS.labels(gender).inc(count)
-        g.model_version = version
-        g.predicted = dict(counts) if batch else predictions[0].gender
+        request.environ[MODEL_VERSION_KEY] = version
+        request.environ[PREDICTED_KEY] = dict(counts) if batch else predictions[0].gender
         answers = [
             {"gender": p.gender, "probability": float(p.probability), "model_version": version}
             for p in predictions
@@ -148,4 +114,5 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     def index() -> Response:
         return Response(INDEX_HTML, mimetype="text/html")
 
+    app.wsgi_app = Instrumented(app.wsgi_app, frozenset(rule.rule for rule in app.url_map.iter_rules()))
     return app

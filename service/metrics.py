@@ -5,6 +5,7 @@ module; each worker then writes its samples to memory-mapped files there and ``/
 Without that variable (a single process, e.g. a Flask test client) the default registry is used.
 """
 
+import functools
 import os
 
 from prometheus_client import (
@@ -32,6 +33,18 @@ MODEL_INFO = Gauge(f"{PREFIX}_model_info", "Model version in use", ["version"], 
 MODEL_LOADS = Counter(
     f"{PREFIX}_model_loads", "Model versions loaded or refused (counted once per worker)", ["outcome"]
 )
+
+
+@functools.cache
+def _request_samples(endpoint: str, status: int) -> tuple:
+    # Label lookups cost more than the increments; endpoints and statuses are few, so cache the children.
+    return REQUESTS.labels(endpoint, str(status)), LATENCY.labels(endpoint)
+
+
+def observe(endpoint: str, status: int, seconds: float) -> None:
+    count, latency = _request_samples(endpoint, status)
+    count.inc()
+    latency.observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -232,6 +232,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_turns_readiness_off(
     assert predict_status == 200
     assert predict_body["model_version"] == version
     assert exit_code == 0
-    assert stopped_after < 5, "workers exit as soon as their in-flight request is done"
+    # Well under graceful_timeout (20 s): workers leave once their in-flight request is done.
+    assert stopped_after < 10, server.log()[-3000:]
     assert statuses and set(statuses) == {200}, "every answered request succeeded"
     assert all(at > sigterm_at[0] for at in refused_after_sigterm)
