@@ -236,3 +236,28 @@ def test_sigterm_lets_in_flight_requests_finish_and_turns_readiness_off(
     assert stopped_after < 10, server.log()[-3000:]
     assert statuses and set(statuses) == {200}, "every answered request succeeded"
     assert all(at > sigterm_at[0] for at in refused_after_sigterm)
+
+
+def test_logs_are_json_lines_with_the_request_fields_and_no_names(start_service, trained_model_dir):
+    server = start_service(model_dir=trained_model_dir)
+    wait_for(server, "/readyz")
+    answer = requests.post(
+        f"{server.url}/predict_gender",
+        json={"name": "Zebediah Quuxington"},
+        headers={"X-Request-ID": "log-1"},
+    )
+    assert answer.status_code == 200
+    server.stop()
+
+    records = [json.loads(line) for line in server.log().splitlines()]  # every line is one JSON object
+    mine = [record for record in records if record.get("request_id") == "log-1"]
+    assert len(mine) == 1
+    assert {key: mine[0][key] for key in ("method", "path", "status", "model_version", "predicted")} == {
+        "method": "POST",
+        "path": "/predict_gender",
+        "status": 200,
+        "model_version": answer.json()["model_version"],
+        "predicted": answer.json()["gender"],
+    }
+    assert mine[0]["latency_ms"] > 0
+    assert "Zebediah" not in server.log() and "Quuxington" not in server.log()
