@@ -20,6 +20,7 @@ BUILD_TIMEOUT_S = 1800
 POLL_S = 1.0
 HTTP_TIMEOUT_S = 5
 LOG_TAIL_LINES = 200
+STATE_FORMAT = "{{.State.Status}} {{.State.ExitCode}} {{if .State.OOMKilled}}OOMKilled{{end}}"
 
 OFFICIAL_BASE = "python:3.11-slim-bookworm"
 STANDIN_BASE = "gender-base:bookworm"
@@ -92,6 +93,13 @@ def logs(container: str) -> str:
 
 def fail_with_logs(container: str, message: str) -> NoReturn:
     pytest.fail(f"{message}\n{logs(container)}")
+
+
+def state(container: str) -> str:
+    """e.g. "running", "exited 0", "exited 137 OOMKilled"."""
+    result = docker("inspect", "--format", STATE_FORMAT, container, check=False)
+    status, code, *oom = result.stdout.split() or ["gone", ""]
+    return " ".join([status, *([code] if status == "exited" else []), *oom])
 
 
 def running(container: str) -> bool:

@@ -42,7 +42,10 @@ class Stack:
             self.claims[claim] = Claim(volume, mountpoint)
 
     def down(self) -> None:
-        """Remove every container, volume and the network this run made (labelled with its name)."""
+        """Remove every container, volume and the network this run made (labelled with its name),
+        after printing each container's state and logs (pytest shows them when the test failed)."""
+        for name in self.started:
+            print(f"{name}: {engine.state(name)}\n{engine.logs(name)}")
         containers = engine.docker("ps", "--all", "--quiet", f"--filter=label={self.label}", check=False)
         if containers.stdout.split():
             engine.docker("rm", "--force", *containers.stdout.split(), check=False)

@@ -7,6 +7,8 @@ Where python:3.11-slim-bookworm is not on the engine (no registry here), the ima
 debootstrap stand-in from docker/base-image.sh.
 """
 
+import csv
+import io
 import json
 import subprocess
 import tomllib
@@ -155,8 +157,14 @@ def test_minikube_overlay_trains_serves_and_scores(stack, images, rendered):
     batch = stack.run_to_completion(BATCH)
     claim, sub_path = predictions_location(stack.pods[BATCH], rendered)
     written = stack.read_claim(claim, sub_path, images["gender-jobs"])
-    if not any(written.values()):
-        engine.fail_with_logs(batch, f"no predictions in {claim}/{sub_path}: {sorted(written)}")
+    tables = [name for name in written if name.startswith("predictions-") and name.endswith(".csv")]
+    if len(tables) != 1:
+        engine.fail_with_logs(
+            batch, f"expected one predictions CSV in {claim}/{sub_path}, found {sorted(written)}"
+        )
+    rows = list(csv.DictReader(io.StringIO(written[tables[0]].decode())))
+    assert rows, f"{tables[0]} has no rows"
+    assert {row["predicted_gender"] for row in rows} <= GENDERS
 
 
 def predictions_location(pod, rendered) -> tuple[str, str]:
