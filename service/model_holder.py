@@ -14,6 +14,8 @@ from service.metrics import MODEL_INFO, MODEL_LOADS
 
 log = logging.getLogger(__name__)
 
+SMOKE_RECORD = {"name": "Jane Smith", "age": 30.0, "company": "4You"}
+
 
 class ModelHolder:
     def __init__(self, model_dir: Path, interval_s: float):
@@ -41,7 +43,11 @@ class ModelHolder:
                 return
             try:
                 loaded = load(self._model_dir, version)
-            except Exception as exc:  # ArtifactError or a failing unpickle: the same bytes fail again
+                # A pickle from an incompatible code version may unpickle fine and fail on first use.
+                loaded.predictor.predict([SMOKE_RECORD])
+            except (
+                Exception
+            ) as exc:  # ArtifactError, a failing unpickle or smoke test: the same bytes fail again
                 if current_version(self._model_dir) != version:
                     log.info("model version superseded while loading", extra={"model_version": version})
                     return
