@@ -56,7 +56,10 @@ NGRAM_SMOOTHING = 1.0
 CROSS_FIT_FOLDS = 5
 _TITLE_SIGN = {"male": -1.0, "female": 1.0, None: 0.0}
 _COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_COMPANY_COLUMN = {company: _COLUMN[f"company={company}"] for company in KNOWN_COMPANIES}
 _LEARNED_COLUMNS = [_COLUMN["first_name_log_odds"], _COLUMN["ngram_log_odds"]]
+_TRAVEL_SLICE = slice(_COLUMN[TRAVEL_FIELDS[0]], _COLUMN[TRAVEL_FIELDS[-1]] + 1)
+assert [_COLUMN[f] for f in TRAVEL_FIELDS] == list(range(_TRAVEL_SLICE.start, _TRAVEL_SLICE.stop))
 
 Columns = Mapping[str, np.ndarray]
 
@@ -77,19 +80,25 @@ def take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
 NUMERIC_FIELDS = ("age", "name_length", *TRAVEL_FIELDS)
 
 
-def _numeric(columns: Columns, field: str, n_rows: int, fill: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(values with `fill` where missing, missing mask) of a numeric field."""
+def _numeric(columns: Columns, field: str, fill: float = 0.0) -> tuple[np.ndarray | float, np.ndarray | bool]:
+    """(values with `fill` where missing, missing mask) of a numeric field.
+
+    An absent field gives scalars, which numpy broadcasts: a request sends few fields, and
+    building arrays for the absent ones would cost more than scoring the row.
+    """
     raw = columns.get(field)
     if raw is None:
-        return np.full(n_rows, fill), np.ones(n_rows, dtype=bool)
+        return fill, True
     values = np.array([np.nan if v is None else v for v in raw], dtype=float) if raw.dtype == object else raw
     missing = np.isnan(values)
     return np.where(missing, fill, values), missing
 
 
-def _name_lengths(names: list, given: np.ndarray) -> np.ndarray:
+def _name_lengths(names: list, given: np.ndarray | float) -> list[float]:
     """The length of the name when there is one, else the name_length a client sent."""
-    return np.array([len(n) if n else g for n, g in zip(names, given, strict=True)], dtype=float)
+    if np.isscalar(given):
+        return [len(n) if n else given for n in names]
+    return [len(n) if n else g for n, g in zip(names, given, strict=True)]
 
 
 def _text(columns: Columns, field: str, n_rows: int) -> list:
@@ -148,7 +157,9 @@ class FeatureBuilder:
         names = _text(columns, "name", n_rows)
         first_names = [parse_name(name)[1] for name in names]
         self.first_name_table, self.ngram_table = self._tables(first_names, labels)
-        observed = {field: _numeric(columns, field, n_rows, np.nan)[0] for field in NUMERIC_FIELDS}
+        observed = {
+            field: np.broadcast_to(_numeric(columns, field, np.nan)[0], n_rows) for field in NUMERIC_FIELDS
+        }
         observed["name_length"] = _name_lengths(names, observed["name_length"])
         self.fill_values = {
             field: float(np.nanmean(values)) if not np.isnan(values).all() else 0.0
@@ -229,7 +240,7 @@ class FeatureBuilder:
         ]
         fill = self.fill_values
         out[:, _COLUMN["has_name"]] = [1.0 if first else 0.0 for first in first_names]
-        given_length, _ = _numeric(columns, "name_length", n_rows, fill.get("name_length", 0.0))
+        given_length, _ = _numeric(columns, "name_length", fill.get("name_length", 0.0))
         out[:, _COLUMN["name_length"]] = _name_lengths(names, given_length)
         out[:, _COLUMN["title_gender"]] = [_TITLE_SIGN[TITLES.get(t)] for t in titles]
         out[:, [_COLUMN["prior_log_odds"], _COLUMN["prior_log_births"], _COLUMN["prior_known"]]] = (
@@ -238,16 +249,22 @@ class FeatureBuilder:
         out[:, _LEARNED_COLUMNS] = self._learned_features(
             first_names, self.first_name_table, self.ngram_table
         )
-        age, age_missing = _numeric(columns, "age", n_rows, fill.get("age", 0.0))
+        age, age_missing = _numeric(columns, "age", fill.get("age", 0.0))
         out[:, _COLUMN["age"]] = age
         out[:, _COLUMN["age_missing"]] = age_missing
         companies = columns.get("company")
         if companies is not None:
-            for company in KNOWN_COMPANIES:
-                out[:, _COLUMN[f"company={company}"]] = companies == company
-        travel_missing = np.ones(n_rows, dtype=bool)
-        for field in TRAVEL_FIELDS:
-            out[:, _COLUMN[field]], missing = _numeric(columns, field, n_rows, fill.get(field, 0.0))
-            travel_missing &= missing
-        out[:, _COLUMN["travel_missing"]] = travel_missing
+            for row, company in enumerate(companies):
+                column = _COMPANY_COLUMN.get(company)
+                if column is not None:
+                    out[row, column] = 1.0
+        if any(field in columns for field in TRAVEL_FIELDS):
+            travel_missing: np.ndarray | bool = True
+            for field in TRAVEL_FIELDS:
+                out[:, _COLUMN[field]], missing = _numeric(columns, field, fill.get(field, 0.0))
+                travel_missing = travel_missing & missing
+            out[:, _COLUMN["travel_missing"]] = travel_missing
+        else:  # the usual request: no travel data at all
+            out[:, _TRAVEL_SLICE] = [fill.get(field, 0.0) for field in TRAVEL_FIELDS]
+            out[:, _COLUMN["travel_missing"]] = 1.0
         return out
