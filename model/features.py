@@ -49,6 +49,7 @@ FEATURE_NAMES = (
     *TRAVEL_FIELDS,
     "travel_missing",
 )
+NUMERIC_FIELDS = ("age", "name_length", *TRAVEL_FIELDS)
 NGRAM_SIZES = (2, 3, 4)
 # Laplace-style pseudo-counts: how much evidence a first name or n-gram needs to count.
 NAME_SMOOTHING = 2.0
@@ -58,8 +59,8 @@ _TITLE_SIGN = {"male": -1.0, "female": 1.0, None: 0.0}
 _COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _COMPANY_COLUMN = {company: _COLUMN[f"company={company}"] for company in KNOWN_COMPANIES}
 _LEARNED_COLUMNS = [_COLUMN["first_name_log_odds"], _COLUMN["ngram_log_odds"]]
-_TRAVEL_SLICE = slice(_COLUMN[TRAVEL_FIELDS[0]], _COLUMN[TRAVEL_FIELDS[-1]] + 1)
-assert [_COLUMN[f] for f in TRAVEL_FIELDS] == list(range(_TRAVEL_SLICE.start, _TRAVEL_SLICE.stop))
+# FEATURE_NAMES lists the travel fields together, in TRAVEL_FIELDS order.
+_TRAVEL_SLICE = slice(_COLUMN[TRAVEL_FIELDS[0]], _COLUMN[TRAVEL_FIELDS[0]] + len(TRAVEL_FIELDS))
 
 Columns = Mapping[str, np.ndarray]
 
@@ -75,9 +76,6 @@ def records_to_columns(records: Sequence[dict]) -> dict[str, np.ndarray]:
 
 def take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
     return {field: values[index] for field, values in columns.items()}
-
-
-NUMERIC_FIELDS = ("age", "name_length", *TRAVEL_FIELDS)
 
 
 def _numeric(columns: Columns, field: str, fill: float = 0.0) -> tuple[np.ndarray | float, np.ndarray | bool]:
