@@ -45,9 +45,8 @@ class ModelHolder:
                 loaded = load(self._model_dir, version)
                 # A pickle from an incompatible code version may unpickle fine and fail on first use.
                 loaded.predictor.predict([SMOKE_RECORD])
-            except (
-                Exception
-            ) as exc:  # ArtifactError, a failing unpickle or smoke test: the same bytes fail again
+            except Exception as exc:
+                # ArtifactError, a failing unpickle or smoke test: the same bytes would fail again.
                 if current_version(self._model_dir) != version:
                     log.info("model version superseded while loading", extra={"model_version": version})
                     return
