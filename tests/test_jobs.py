@@ -45,21 +45,19 @@ def job_env(tmp_path, data_dir, **extra) -> dict:
     }
 
 
+def run_job(module: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module], env=env, cwd=CHECKOUT_DIR, capture_output=True, text=True
+    )
+
+
 def test_retrain_without_tracking_publishes_and_batch_scores_the_unlabelled(tmp_path, sample_data_dir):
     env = job_env(tmp_path, sample_data_dir)
-    done = subprocess.run(
-        [sys.executable, "-m", "jobs.retrain"], env=env, cwd=CHECKOUT_DIR, capture_output=True, text=True
-    )
+    done = run_job("jobs.retrain", env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert '"decision": "promoted"' in done.stdout
     version = artifact.current_version(tmp_path / "models")
-    done = subprocess.run(
-        [sys.executable, "-m", "jobs.batch_predict"],
-        env=env,
-        cwd=CHECKOUT_DIR,
-        capture_output=True,
-        text=True,
-    )
+    done = run_job("jobs.batch_predict", env)
     assert done.returncode == 0, done.stdout + done.stderr
     latest = (tmp_path / "predictions" / "latest.csv").read_text().splitlines()
     n_unlabelled = sum(
@@ -71,13 +69,7 @@ def test_retrain_without_tracking_publishes_and_batch_scores_the_unlabelled(tmp_
 
 def test_second_writer_is_refused_while_the_lock_is_held(tmp_path, sample_data_dir):
     with artifact.writer_lock(tmp_path / "models"):
-        done = subprocess.run(
-            [sys.executable, "-m", "jobs.retrain"],
-            env=job_env(tmp_path, sample_data_dir),
-            cwd=CHECKOUT_DIR,
-            capture_output=True,
-            text=True,
-        )
+        done = run_job("jobs.retrain", job_env(tmp_path, sample_data_dir))
     assert done.returncode == retrain_job.EXIT_BUSY
     assert "being written by another process" in done.stdout
     assert artifact.current_version(tmp_path / "models") is None
@@ -95,13 +87,7 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path, sample_data
 
 
 def test_batch_without_a_model_says_so(tmp_path, sample_data_dir):
-    done = subprocess.run(
-        [sys.executable, "-m", "jobs.batch_predict"],
-        env=job_env(tmp_path, sample_data_dir),
-        cwd=CHECKOUT_DIR,
-        capture_output=True,
-        text=True,
-    )
+    done = run_job("jobs.batch_predict", job_env(tmp_path, sample_data_dir))
     assert done.returncode == 2
     assert "no model has been published" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
