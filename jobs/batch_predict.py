@@ -21,6 +21,7 @@ from jobs.settings import BatchSettings
 from model import artifact
 from model.data import DataError, load_dataset
 from model.predict import score, write_atomically
+from model.settings import SettingsError
 
 LATEST = "latest.csv"
 EXIT_OK, EXIT_FAILED = 0, 2
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         "--input", type=Path, help="score every user of this users CSV instead of the unlabelled ones"
     )
     args = parser.parse_args(argv)
-    settings = BatchSettings()
+    try:
+        settings = BatchSettings.from_env()
+    except SettingsError as error:
+        print(f"jobs.batch_predict: {error}", file=sys.stderr)
+        return EXIT_FAILED
     logs.configure(settings.log_level)
     try:
         batch_predict(settings, args.input)

@@ -16,13 +16,13 @@ import re
 import sys
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from jobs.cluster_api import EXIT_ERROR, EXIT_OK, ClusterError, load_api_client, run_training, say, wait_ready
-from model.settings import GenderSettings
+from model.settings import GenderSettings, SettingsError
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # names that also fit the job-name label
 DEFAULT_POLL_S = 2.0
@@ -138,9 +138,9 @@ class ClusterSettings(GenderSettings):
 
 def settings_namespace() -> str:
     try:
-        return ClusterSettings().namespace
-    except ValidationError as exc:
-        raise ClusterError(f"invalid GENDER_NAMESPACE: {exc.errors()[0]['msg']}") from exc
+        return ClusterSettings.from_env().namespace
+    except SettingsError as exc:
+        raise ClusterError(str(exc)) from None
 
 
 def dns_label(value: str) -> str:

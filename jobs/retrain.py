@@ -18,6 +18,7 @@ from jobs.gate import decide
 from jobs.settings import RetrainSettings
 from model import artifact
 from model.data import DataError
+from model.settings import SettingsError
 from model.train import save_confusion_matrices, summary_table, train
 
 EXIT_OK, EXIT_BUSY, EXIT_FAILED = 0, 1, 2
@@ -81,7 +82,11 @@ def retrain(settings: RetrainSettings) -> dict:
 
 
 def main() -> int:
-    settings = RetrainSettings()
+    try:
+        settings = RetrainSettings.from_env()
+    except SettingsError as error:
+        print(f"jobs.retrain: {error}", file=sys.stderr)
+        return EXIT_FAILED
     logs.configure(settings.log_level)
     try:
         retrain(settings)

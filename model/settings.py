@@ -5,19 +5,36 @@ which git ignores. In the cluster the manifests point the same settings at volum
 """
 
 from pathlib import Path
+from typing import Literal, Self
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CHECKOUT_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = CHECKOUT_DIR / "var"
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENV_PREFIX = "GENDER_"
+
+
+class SettingsError(ValueError):
+    """An environment variable that does not parse; the message names it."""
 
 
 class GenderSettings(BaseSettings):
     """Base of each process's settings object; subclasses add what that process reads."""
 
-    model_config = SettingsConfigDict(env_prefix="GENDER_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     model_dir: Path = VAR_DIR / "models"
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """The settings, or a SettingsError naming each bad variable (no pydantic traceback)."""
+        try:
+            return cls()
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{ENV_PREFIX}{str(e['loc'][0]).upper()}={e['input']!r}: {e['msg']}" for e in error.errors()
+            )
+            raise SettingsError(f"invalid settings: {problems}") from None

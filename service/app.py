@@ -42,7 +42,7 @@ def _rejection(exc: ValidationError, max_instances: int) -> ApiError:
 
 
 def create_app(settings: ServiceSettings | None = None) -> Flask:
-    settings = settings or ServiceSettings()
+    settings = settings or ServiceSettings.from_env()
     app = Flask(__name__, static_folder=None)  # the one page is served by index()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     errors.register(app)

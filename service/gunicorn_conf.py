@@ -19,7 +19,7 @@ from service import lifecycle
 from service.logs import logconfig_dict as _logconfig_dict
 from service.settings import ServiceSettings
 
-_settings = ServiceSettings()
+_settings = ServiceSettings.from_env()  # a bad variable stops gunicorn with its name
 
 # Prometheus multiprocess mode: every worker writes its samples to files in this directory, read by
 # /metrics in any worker. Fresh per server start (stale samples of a previous run would be summed in);

@@ -133,7 +133,7 @@ def test_namespace_comes_from_settings_and_the_flag_overrides_it(stub, kubeconfi
     monkeypatch.setenv("GENDER_NAMESPACE", "Not_A_Namespace")
 
     assert cli(kubeconfig, "wait-ready") == 2
-    assert "invalid GENDER_NAMESPACE" in capsys.readouterr().err
+    assert "invalid settings: GENDER_NAMESPACE='Not_A_Namespace'" in capsys.readouterr().err
     namespaces = [path.split("/")[5] for _, path in stub.requests]
     assert namespaces == ["staging", "prod"]
 

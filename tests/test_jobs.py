@@ -91,3 +91,14 @@ def test_batch_without_a_model_says_so(tmp_path, sample_data_dir):
     assert done.returncode == 2
     assert "no model has been published" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "variable", "value"),
+    [("jobs.retrain", "GENDER_GATE_TOLERANCE", "abc"), ("jobs.batch_predict", "GENDER_LOG_LEVEL", "LOUD")],
+)
+def test_a_bad_setting_is_named_without_a_traceback(tmp_path, sample_data_dir, module, variable, value):
+    done = run_job(module, job_env(tmp_path, sample_data_dir, **{variable: value}))
+    assert done.returncode == 2
+    assert f"{module}: invalid settings: {variable}='{value}'" in done.stderr
+    assert "Traceback" not in done.stderr
