@@ -14,17 +14,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mlflow.exceptions import MlflowException
-
-from jobs import logs, tracking
+from jobs import entry, tracking
 from jobs.settings import BatchSettings
 from model import artifact
-from model.data import DataError, load_dataset
+from model.data import load_dataset
 from model.predict import score, write_atomically
-from model.settings import SettingsError
 
 LATEST = "latest.csv"
-EXIT_OK, EXIT_FAILED = 0, 2
 log = logging.getLogger("jobs.batch_predict")
 
 
@@ -74,21 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         "--input", type=Path, help="score every user of this users CSV instead of the unlabelled ones"
     )
     args = parser.parse_args(argv)
-    try:
-        settings = BatchSettings.from_env()
-    except SettingsError as error:
-        print(f"jobs.batch_predict: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    logs.configure(settings.log_level)
-    try:
-        batch_predict(settings, args.input)
-    except (DataError, artifact.ArtifactError, tracking.TrackingError) as error:
-        log.error("%s", error)
-        return EXIT_FAILED
-    except MlflowException as error:
-        log.error("MLflow tracking failed after the predictions were written: %s", error)
-        return EXIT_FAILED
-    return EXIT_OK
+    return entry.run(
+        "jobs.batch_predict", BatchSettings, lambda settings: batch_predict(settings, args.input)
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Retrain with a quality gate: what the initial training Job and the weekly CronJob run.
 
-Exit codes: 0 promoted or kept (the gate's decision is in the log and in MLflow),
-1 another writer holds the model directory, 2 bad input data or a tracking server that fails.
+Exit codes (jobs.entry): 0 promoted or kept (the gate's decision is in the log and in MLflow),
+1 another writer holds the model directory, 2 bad settings or data, or a tracking server that fails.
 """
 
 import json
@@ -11,17 +11,12 @@ import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 
-from mlflow.exceptions import MlflowException
-
-from jobs import logs, tracking
+from jobs import entry, tracking
 from jobs.gate import decide
 from jobs.settings import RetrainSettings
 from model import artifact
-from model.data import DataError
-from model.settings import SettingsError
 from model.train import save_confusion_matrices, summary_table, train
 
-EXIT_OK, EXIT_BUSY, EXIT_FAILED = 0, 1, 2
 log = logging.getLogger("jobs.retrain")
 
 
@@ -82,24 +77,7 @@ def retrain(settings: RetrainSettings) -> dict:
 
 
 def main() -> int:
-    try:
-        settings = RetrainSettings.from_env()
-    except SettingsError as error:
-        print(f"jobs.retrain: {error}", file=sys.stderr)
-        return EXIT_FAILED
-    logs.configure(settings.log_level)
-    try:
-        retrain(settings)
-    except artifact.WriterBusy as error:
-        log.error("%s", error)
-        return EXIT_BUSY
-    except (DataError, artifact.ArtifactError, tracking.TrackingError) as error:
-        log.error("%s", error)
-        return EXIT_FAILED
-    except MlflowException as error:
-        log.error("MLflow tracking failed, nothing was promoted by this run: %s", error)
-        return EXIT_FAILED
-    return EXIT_OK
+    return entry.run("jobs.retrain", RetrainSettings, retrain)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
+from jobs import entry, tracking
 from jobs import retrain as retrain_job
-from jobs import tracking
 from jobs.gate import decide
 from model import artifact
 from tests.fixtures.data import CHECKOUT_DIR
@@ -70,7 +70,7 @@ def test_retrain_without_tracking_publishes_and_batch_scores_the_unlabelled(tmp_
 def test_second_writer_is_refused_while_the_lock_is_held(tmp_path, sample_data_dir):
     with artifact.writer_lock(tmp_path / "models"):
         done = run_job("jobs.retrain", job_env(tmp_path, sample_data_dir))
-    assert done.returncode == retrain_job.EXIT_BUSY
+    assert done.returncode == entry.EXIT_BUSY
     assert "being written by another process" in done.stdout
     assert artifact.current_version(tmp_path / "models") is None
 
@@ -79,7 +79,7 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path, sample_data
     monkeypatch.setattr(tracking, "CONNECT_FIRST_WAIT_S", 0.01)
     for name, value in job_env(tmp_path, sample_data_dir, MLFLOW_TRACKING_URI="http://127.0.0.1:9").items():
         monkeypatch.setenv(name, value)
-    assert retrain_job.main() == retrain_job.EXIT_FAILED
+    assert retrain_job.main() == entry.EXIT_FAILED
     out = capsys.readouterr().out
     assert "MLflow tracking server http://127.0.0.1:9 is unreachable after 5 attempts" in out
     assert "Traceback" not in out
