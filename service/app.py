@@ -56,8 +56,15 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     adapter = request_adapter(settings.max_instances)
     openapi = json.dumps(openapi_document(adapter))
 
+    def current_model():
+        """The model in use. A worker without one looks at the volume now rather than at its next
+        check: another worker may already have picked up a first model and reported the pod ready."""
+        if holder.model is None:
+            holder.refresh()
+        return holder.model
+
     def model_or_503():
-        model = holder.model
+        model = current_model()
         if model is None:
             raise ApiError(503, "model_unavailable", "No verified model is loaded yet; retry shortly.")
         return model
@@ -92,7 +99,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> Response:
-        model = holder.model
+        model = current_model()
         if model is None or lifecycle.draining.is_set():
             reason = "shutting down" if model else "no verified model is loaded yet"
             raise ApiError(503, "not_ready", f"Not ready: {reason}.")

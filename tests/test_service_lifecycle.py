@@ -34,6 +34,20 @@ def tree(directory: Path) -> dict[str, tuple[int, float]]:
     }
 
 
+def test_every_worker_serves_a_first_model_at_once(start_service, trained_model_dir, tmp_path):
+    """No worker answers 503 once a model exists, even long before its next periodic check."""
+    model_dir = tmp_path / "models"
+    model_dir.mkdir()
+    server = start_service(model_dir=model_dir, reload_interval_s=3600)
+    assert requests.get(f"{server.url}/readyz").status_code == 503
+
+    version = publish_copy(trained_model_dir, model_dir)
+    with requests.Session() as session:
+        answers = [predict(session, server.url, ORIGINAL_EXAMPLE) for _ in range(4 * WORKERS)]
+    assert [a.status_code for a in answers] == [200] * len(answers)
+    assert {a.json()["model_version"] for a in answers} == {version}
+
+
 def test_becomes_ready_by_itself_once_a_model_is_published(start_service, trained_model_dir, tmp_path):
     model_dir = tmp_path / "models"
     model_dir.mkdir()
