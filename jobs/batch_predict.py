@@ -9,7 +9,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,7 +36,8 @@ def batch_predict(settings: BatchSettings, users_csv: Path | None = None) -> dic
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = settings.output_dir / f"predictions-{stamp}.csv"
     write_atomically(predictions, out)
-    _point_latest(settings.output_dir, out.name)
+    # latest.csv -> the newest predictions file, switched atomically like the model's `current`.
+    artifact.replace_symlink(settings.output_dir / LATEST, out.name)
     counts = predictions["predicted_gender"].value_counts()
     summary = {
         "event": "batch_predict",
@@ -54,14 +54,6 @@ def batch_predict(settings: BatchSettings, users_csv: Path | None = None) -> dic
         tracking.log_batch(summary, loaded.version)
     log.info("%s", json.dumps(summary))
     return summary
-
-
-def _point_latest(output_dir: Path, name: str) -> None:
-    """latest.csv -> the newest predictions file, switched atomically like the model's `current`."""
-    pointer = output_dir / f".{LATEST}.{os.getpid()}"
-    pointer.unlink(missing_ok=True)
-    pointer.symlink_to(name)
-    os.replace(pointer, output_dir / LATEST)
 
 
 def main(argv: list[str] | None = None) -> int:

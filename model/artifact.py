@@ -150,12 +150,18 @@ def commit(staged: StagedVersion, keep: int = DEFAULT_KEEP) -> str:
     versions = staged.model_dir / VERSIONS
     os.rename(staged.path, versions / staged.version)
     _fsync_dir(versions)
-    pointer = staged.model_dir / f"{TEMP_PREFIX}{CURRENT}-{staged.version}"
-    os.symlink(f"{VERSIONS}/{staged.version}", pointer)
-    os.replace(pointer, staged.model_dir / CURRENT)
+    replace_symlink(staged.model_dir / CURRENT, f"{VERSIONS}/{staged.version}")
     _fsync_dir(staged.model_dir)
     prune(staged.model_dir, keep)
     return staged.version
+
+
+def replace_symlink(link: Path, target: str) -> None:
+    """Point `link` at `target` (relative) in one atomic rename: readers see the old or the new target."""
+    temporary = link.with_name(f"{TEMP_PREFIX}{link.name}-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(target)
+    os.replace(temporary, link)
 
 
 def discard(staged: StagedVersion) -> None:

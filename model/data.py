@@ -10,13 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.features import INPUT_FIELDS
+from model.features import AGE_RANGE, INPUT_FIELDS, MAX_NAME_CHARS
 
 GENDERS = ("male", "female", "none")
 FLIGHT_TYPES = ("economic", "premium", "firstClass")
 DATE_FORMAT = "%m/%d/%Y"
-MAX_NAME_CHARS = 200
-AGE_RANGE = (0, 120)
 
 
 @dataclass(frozen=True)

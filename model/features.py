@@ -14,6 +14,9 @@ import numpy as np
 
 from model.names import TITLES, normalize_title, parse_name
 
+# Bounds that file validation (model.data) and request validation (service.schema) share.
+MAX_NAME_CHARS = 200
+AGE_RANGE = (0, 120)
 KNOWN_COMPANIES = ("4You", "Acme Factory", "Wonka Company", "Monsters CYA", "Umbrella LTDA")
 TRAVEL_FIELDS = (
     "travel_count",

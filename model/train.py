@@ -1,7 +1,6 @@
 """Train, evaluate and publish: `python -m model.train --users PATH ... --model-dir DIR`."""
 
 import argparse
-import hashlib
 import platform
 import sys
 import tempfile
@@ -84,14 +83,11 @@ def select(results: list[CandidateResult]) -> CandidateResult:
 
 
 def fingerprint(paths: dict[str, Path | None], dataset: Dataset, n_labelled: int) -> dict:
-    def sha256(path: Path) -> str:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-
     tables = {"users": dataset.users, "hotels": dataset.hotels, "flights": dataset.flights}
     return {
         "labelled_users": n_labelled,
         **{
-            name: {"rows": len(tables[name]), "sha256": sha256(path)}
+            name: {"rows": len(tables[name]), "sha256": artifact.sha256_file(path)}
             for name, path in paths.items()
             if path is not None
         },

@@ -8,24 +8,18 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import orjson
 from flask import Flask, Response, request
 from pydantic import ValidationError
 
 from service import errors, lifecycle, metrics
-from service.errors import ApiError
+from service.errors import JSON, ApiError, json_response
 from service.instrument import MODEL_VERSION_KEY, PREDICTED_KEY, Instrumented
 from service.model_holder import ModelHolder
 from service.openapi import openapi_document
 from service.schema import request_adapter
 from service.settings import ServiceSettings
 
-JSON = "application/json"
 INDEX_HTML = (Path(__file__).with_name("static") / "index.html").read_bytes()
-
-
-def _json(body: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype=JSON)
 
 
 def _rejection(exc: ValidationError, max_instances: int) -> ApiError:
@@ -91,11 +85,11 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
             {"gender": p.gender, "probability": float(p.probability), "model_version": version}
             for p in predictions
         ]
-        return _json({"predictions": answers, "model_version": version} if batch else answers[0])
+        return json_response({"predictions": answers, "model_version": version} if batch else answers[0])
 
     @app.get("/healthz")
     def healthz() -> Response:
-        return _json({"status": "ok"})
+        return json_response({"status": "ok"})
 
     @app.get("/readyz")
     def readyz() -> Response:
@@ -103,11 +97,11 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
         if model is None or lifecycle.draining.is_set():
             reason = "shutting down" if model else "no verified model is loaded yet"
             raise ApiError(503, "not_ready", f"Not ready: {reason}.")
-        return _json({"status": "ready", "model_version": model.version})
+        return json_response({"status": "ready", "model_version": model.version})
 
     @app.get("/version")
     def version() -> Response:
-        return _json(model_or_503().metadata)
+        return json_response(model_or_503().metadata)
 
     @app.get("/metrics")
     def prometheus() -> Response:

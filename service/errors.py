@@ -3,7 +3,8 @@
 import logging
 from http import HTTPStatus
 
-from flask import Flask, Response, current_app, json
+import orjson
+from flask import Flask, Response, current_app
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -18,9 +19,16 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.details = status, code, message, details or []
 
 
+JSON = "application/json"
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    """Every JSON answer of the API, errors included."""
+    return Response(orjson.dumps(body), status=status, mimetype=JSON)
+
+
 def error_response(status: int, code: str, message: str, details: list[dict] | None = None) -> Response:
-    body = {"error": {"code": code, "message": message, "details": details or []}}
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+    return json_response({"error": {"code": code, "message": message, "details": details or []}}, status)
 
 
 def field_details(exc: ValidationError) -> list[dict]:

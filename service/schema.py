@@ -19,10 +19,10 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-MAX_NAME_LENGTH = 200
+from model.features import AGE_RANGE, MAX_NAME_CHARS
+
 MAX_TITLE_LENGTH = 20
 MAX_COMPANY_LENGTH = 100
-MAX_AGE = 120
 # Bounds keep values inside what float64 arithmetic in the model handles without overflow.
 MAX_COUNT = 1_000_000
 MAX_AMOUNT = 1e9
@@ -50,22 +50,20 @@ class UserFeatures(TypedDict, total=False):
     """One user. Every field is optional (omit what you do not know, `null` is not accepted),
     but at least one must be given."""
 
-    __pydantic_config__ = ConfigDict(
-        extra="forbid", strict=True, allow_inf_nan=False, json_schema_extra={"minProperties": 1}
-    )
+    __pydantic_config__ = ConfigDict(**STRICT, json_schema_extra={"minProperties": 1})
 
     name: Annotated[
         str,
-        Field(min_length=1, max_length=MAX_NAME_LENGTH, description="'First Last', optionally with a title"),
+        Field(min_length=1, max_length=MAX_NAME_CHARS, description="'First Last', optionally with a title"),
     ]
     title: Annotated[
         str, Field(min_length=1, max_length=MAX_TITLE_LENGTH, description="Mr, Mrs, Ms, Miss, Dr, Prof...")
     ]
-    age: Annotated[float, Field(ge=0, le=MAX_AGE)]
+    age: Annotated[float, Field(ge=AGE_RANGE[0], le=AGE_RANGE[1])]
     company: Annotated[
         str, Field(min_length=1, max_length=MAX_COMPANY_LENGTH, description=UNKNOWN_COMPANY_NOTE)
     ]
-    name_length: Annotated[int, Field(ge=1, le=MAX_NAME_LENGTH), BeforeValidator(_whole_number)]
+    name_length: Annotated[int, Field(ge=1, le=MAX_NAME_CHARS), BeforeValidator(_whole_number)]
     travel_count: Count
     avg_flight_price: Amount
     total_flight_spend: Amount

@@ -6,8 +6,8 @@ import typing
 import pytest
 import requests
 
-from model.features import INPUT_FIELDS, KNOWN_COMPANIES
-from service.schema import MAX_NAME_LENGTH, UserFeatures
+from model.features import INPUT_FIELDS, KNOWN_COMPANIES, MAX_NAME_CHARS
+from service.schema import UserFeatures
 from service.settings import ServiceSettings
 
 pytestmark = pytest.mark.slow
@@ -95,7 +95,7 @@ def test_an_unknown_company_is_accepted_and_scored(live_service, version):
 
 
 def test_a_name_of_the_maximum_length_is_accepted(live_service):
-    assert post(live_service, {"name": "A" * MAX_NAME_LENGTH}).status_code == 200
+    assert post(live_service, {"name": "A" * MAX_NAME_CHARS}).status_code == 200
 
 
 def nested(depth: int) -> bytes:
@@ -287,7 +287,7 @@ def test_openapi_documents_every_endpoint(live_service):
     user = document["components"]["schemas"]["UserFeatures"]
     assert set(user["properties"]) == set(INPUT_FIELDS)
     assert user["additionalProperties"] is False
-    assert user["properties"]["name"]["maxLength"] == MAX_NAME_LENGTH
+    assert user["properties"]["name"]["maxLength"] == MAX_NAME_CHARS
 
 
 def test_the_page_is_self_contained(live_service):
