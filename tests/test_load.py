@@ -7,7 +7,6 @@ Every Locust run is bounded (a few users, seconds long) and targets 127.0.0.1 on
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from load.thresholds import RunTotals, Thresholds, breaches
+from tests.fixtures.service import free_port
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 SMOKE = CHECKOUT / "load" / "smoke.sh"
@@ -46,12 +46,6 @@ def users_csv(tmp_path: Path) -> str:
     path = tmp_path / "users.csv"
     path.write_text(USERS_CSV)
     return f"--users-csv {path}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- thresholds -------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import csv
 import os
 import random
 import shutil
-import socket
 import subprocess
 
 import pytest
@@ -17,15 +16,10 @@ from mlflow import MlflowClient
 
 from jobs import tracking
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.service import free_port
 
 pytestmark = pytest.mark.slow
 STACK_TIMEOUT_S = 420
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def degrade(source, target):

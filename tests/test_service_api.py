@@ -221,10 +221,10 @@ def test_unknown_paths_and_methods_share_the_error_shape(live_service, method, p
         assert response.headers["Allow"]
 
 
-def test_health_ready_and_version(live_service, version, trained_model_dir):
+def test_health_ready_and_version(live_service, version, sample_model_dir):
     assert requests.get(f"{live_service}/healthz").json() == {"status": "ok"}
     assert requests.get(f"{live_service}/readyz").json() == {"status": "ready", "model_version": version}
-    on_disk = json.loads((trained_model_dir / "versions" / version / "model.json").read_text())
+    on_disk = json.loads((sample_model_dir / "versions" / version / "model.json").read_text())
     assert requests.get(f"{live_service}/version").json() == on_disk
 
 

@@ -34,21 +34,21 @@ def tree(directory: Path) -> dict[str, tuple[int, float]]:
     }
 
 
-def test_every_worker_serves_a_first_model_at_once(start_service, trained_model_dir, tmp_path):
+def test_every_worker_serves_a_first_model_at_once(start_service, sample_model_dir, tmp_path):
     """No worker answers 503 once a model exists, even long before its next periodic check."""
     model_dir = tmp_path / "models"
     model_dir.mkdir()
     server = start_service(model_dir=model_dir, reload_interval_s=3600)
     assert requests.get(f"{server.url}/readyz").status_code == 503
 
-    version = publish_copy(trained_model_dir, model_dir)
+    version = publish_copy(sample_model_dir, model_dir)
     with requests.Session() as session:
         answers = [predict(session, server.url, ORIGINAL_EXAMPLE) for _ in range(4 * WORKERS)]
     assert [a.status_code for a in answers] == [200] * len(answers)
     assert {a.json()["model_version"] for a in answers} == {version}
 
 
-def test_becomes_ready_by_itself_once_a_model_is_published(start_service, trained_model_dir, tmp_path):
+def test_becomes_ready_by_itself_once_a_model_is_published(start_service, sample_model_dir, tmp_path):
     model_dir = tmp_path / "models"
     model_dir.mkdir()
     server = start_service(model_dir=model_dir, reload_interval_s=FAST_RELOAD_S)
@@ -61,7 +61,7 @@ def test_becomes_ready_by_itself_once_a_model_is_published(start_service, traine
     assert waiting.json()["error"]["code"] == "model_unavailable"
     assert "no verified model" in waiting.json()["error"]["message"].lower()
 
-    version = publish_copy(trained_model_dir, model_dir)
+    version = publish_copy(sample_model_dir, model_dir)
     before = tree(model_dir)
     wait_for(server, "/readyz", timeout_s=5)
     answer = requests.post(f"{server.url}/predict_gender", json=ORIGINAL_EXAMPLE)
@@ -71,10 +71,10 @@ def test_becomes_ready_by_itself_once_a_model_is_published(start_service, traine
 
 
 def test_twenty_versions_swap_in_under_load_without_a_failed_request(
-    start_service, trained_model_dir, tmp_path
+    start_service, sample_model_dir, tmp_path
 ):
     model_dir = tmp_path / "models"
-    published = [publish_copy(trained_model_dir, model_dir)]
+    published = [publish_copy(sample_model_dir, model_dir)]
     server = start_service(model_dir=model_dir, reload_interval_s=FAST_RELOAD_S, workers=WORKERS)
     wait_for(server, "/readyz")
 
@@ -103,7 +103,7 @@ def test_twenty_versions_swap_in_under_load_without_a_failed_request(
         thread.start()
     try:
         for _ in range(PUBLISHED_VERSIONS):
-            published.append(publish_copy(trained_model_dir, model_dir))
+            published.append(publish_copy(sample_model_dir, model_dir))
             time.sleep(3 * FAST_RELOAD_S)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and {v for _, v, _ in seen[-20:]} != {published[-1]}:
@@ -138,10 +138,10 @@ def tamper(model_dir: Path) -> str:
 
 
 def test_a_tampered_version_is_refused_once_and_the_old_model_keeps_serving(
-    start_service, trained_model_dir, tmp_path
+    start_service, sample_model_dir, tmp_path
 ):
     model_dir = tmp_path / "models"
-    good = publish_copy(trained_model_dir, model_dir)
+    good = publish_copy(sample_model_dir, model_dir)
     server = start_service(model_dir=model_dir, reload_interval_s=FAST_RELOAD_S, workers=WORKERS)
     wait_for(server, "/readyz")
 
@@ -166,7 +166,7 @@ def test_a_tampered_version_is_refused_once_and_the_old_model_keeps_serving(
     refusals = [json.loads(line) for line in server.log().splitlines() if "refused" in line]
     assert refusals and refusals[0]["model_version"] == bad and "sha256" in refusals[0]["reason"]
 
-    recovered = publish_copy(trained_model_dir, model_dir)
+    recovered = publish_copy(sample_model_dir, model_dir)
     deadline = time.monotonic() + 5
     while (
         requests.get(f"{server.url}/version").json()["version"] != recovered and time.monotonic() < deadline
@@ -198,10 +198,10 @@ class PartialRequest:
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_turns_readiness_off(
-    start_service, trained_model_dir, tmp_path
+    start_service, sample_model_dir, tmp_path
 ):
     model_dir = tmp_path / "models"
-    version = publish_copy(trained_model_dir, model_dir)
+    version = publish_copy(sample_model_dir, model_dir)
     # One worker holds a half-sent /readyz, one a half-sent prediction, one serves the load.
     server = start_service(model_dir=model_dir, workers=3)
     wait_for(server, "/readyz")
@@ -252,8 +252,8 @@ def test_sigterm_lets_in_flight_requests_finish_and_turns_readiness_off(
     assert all(at > sigterm_at[0] for at in refused_after_sigterm)
 
 
-def test_logs_are_json_lines_with_the_request_fields_and_no_names(start_service, trained_model_dir):
-    server = start_service(model_dir=trained_model_dir)
+def test_logs_are_json_lines_with_the_request_fields_and_no_names(start_service, sample_model_dir):
+    server = start_service(model_dir=sample_model_dir)
     wait_for(server, "/readyz")
     answer = requests.post(
         f"{server.url}/predict_gender",

@@ -20,7 +20,8 @@ import requests
 
 from model.artifact import load
 from service.settings import ServiceSettings
-from tests.fixtures.service import Server, start_server, train_model, wait_for
+from tests.fixtures.models import train_model
+from tests.fixtures.service import Server, start_server, wait_for
 
 ECHO_APP = "tests.bench.echo_app:create_app()"
 SINGLE_USER = {"age": 30, "company": "4You", "name_length": 12}
