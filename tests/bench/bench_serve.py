@@ -2,11 +2,17 @@
 
 Runs the production gunicorn configuration against a model trained on generated data, and the same
 configuration serving a bare JSON echo (tests/bench/echo_app.py) as the baseline; load comes from
-Debian's `wrk` (C, one thread, keep-alive), which is far from being the bottleneck here.
+Debian's `wrk` (C, one thread), which is far from being the bottleneck here.
+
+Both servers stay up and take turns, round after round: on a shared 2-core machine the throughput of
+either drifts by tens of percent within a minute, so a ratio from one run each mostly measures that
+drift. The ratios reported are the medians over the rounds; worker CPU per request (from /proc) is
+printed too, being what the application code controls.
 """
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -15,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 
@@ -29,6 +36,8 @@ BATCH_SIZE = 1000
 BATCH_ROUNDS = 30
 CONNECTIONS = 8
 WARMUP_S = 2
+ROUNDS = 5
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TARGETS = {
     "throughput_ratio": 0.8,  # predict req/s ÷ echo req/s, at least
     "p99_ratio": 2.0,  # predict p99 ÷ echo p99, at most
@@ -44,8 +53,15 @@ wrk.body = [[{body}]]
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def wrk(url: str, duration_s: int, script: Path) -> tuple[float, float, int]:
-    """(requests per second, p99 latency in ms, non-2xx responses + socket errors)."""
+class Load(NamedTuple):
+    rate: float  # requests per second
+    p99_ms: float
+    failures: int  # non-2xx responses and socket errors
+    cpu_us: float  # CPU time of the gunicorn workers per request
+
+
+def wrk(url: str, duration_s: int, script: Path) -> tuple[float, float, int, int]:
+    """(requests per second, p99 latency in ms, non-2xx responses + socket errors, requests)."""
     command = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency", "-s", str(script), url]
     output = subprocess.run(
         command, check=True, capture_output=True, text=True, timeout=duration_s + 30
@@ -55,23 +71,57 @@ def wrk(url: str, duration_s: int, script: Path) -> tuple[float, float, int]:
     failures = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", output))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     failures += sum(int(n) for n in errors.groups()) if errors else 0
-    return rate, float(value) * _UNITS[unit], failures
+    requests_done = int(re.search(r"(\d+) requests in", output).group(1))
+    return rate, float(value) * _UNITS[unit], failures, requests_done
 
 
-def load_test(server: Server, path: str, duration_s: int, workdir: Path) -> tuple[float, float, int]:
+def worker_pids(server: Server) -> list[str]:
+    return Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+
+
+def workers_cpu_s(server: Server) -> float:
+    """User + system CPU seconds of the server's live workers."""
+    ticks = 0
+    for pid in worker_pids(server):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat
+    return ticks / CLOCK_TICKS
+
+
+def wrk_script(workdir: Path, path: str) -> Path:
     script = workdir / f"{path.strip('/')}.lua"
     script.write_text(WRK_SCRIPT.format(body=json.dumps(SINGLE_USER)))
-    wrk(server.url + path, WARMUP_S, script)
-    return wrk(server.url + path, duration_s, script)
+    return script
+
+
+def load_round(server: Server, path: str, duration_s: int, script: Path) -> Load:
+    cpu_before = workers_cpu_s(server)
+    rate, p99_ms, failures, requests_done = wrk(server.url + path, duration_s, script)
+    cpu_us = (workers_cpu_s(server) - cpu_before) / requests_done * 1e6
+    return Load(rate, p99_ms, failures, cpu_us)
 
 
 def worker_rss_mb(server: Server) -> list[float]:
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
     sizes = []
-    for pid in children:
+    for pid in worker_pids(server):
         status = Path(f"/proc/{pid}/status").read_text()
         sizes.append(int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024)
     return sizes
+
+
+def take_turns(
+    echo_server: Server, api: Server, workdir: Path, duration_s: int, rounds: int
+) -> tuple[list[Load], list[Load]]:
+    """Load the echo, then the API, `rounds` times; after one warm-up run of each."""
+    runs = {"echo": [], "predict": []}
+    targets = {"echo": (echo_server, "/echo"), "predict": (api, "/predict_gender")}
+    scripts = {name: wrk_script(workdir, path) for name, (_, path) in targets.items()}
+    for name, (server, path) in targets.items():
+        wrk(server.url + path, WARMUP_S, scripts[name])
+    for _ in range(rounds):
+        for name, (server, path) in targets.items():
+            runs[name].append(load_round(server, path, duration_s, scripts[name]))
+    return runs["echo"], runs["predict"]
 
 
 def batch_latencies_ms(server: Server) -> list[float]:
@@ -100,7 +150,8 @@ def predictor_cost_us(model_dir: Path) -> tuple[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds of load per endpoint")
+    parser.add_argument("--duration", type=int, default=5, help="seconds of load per endpoint and round")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="turns each server takes")
     parser.add_argument("--users", type=int, default=400, help="generated users to train on")
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated data")
     args = parser.parse_args()
@@ -133,44 +184,56 @@ def main() -> int:
             wait_for(api, "/readyz")
             ready_s = time.monotonic() - started
             batch = batch_latencies_ms(api)
-            predict = load_test(api, "/predict_gender", args.duration, workdir)
+            echo_server = start_server(workdir / "echo.log", app=ECHO_APP, model_dir=model_dir)
+            try:
+                echo, predict = take_turns(echo_server, api, workdir, args.duration, args.rounds)
+            finally:
+                echo_server.stop()
             rss = worker_rss_mb(api)
         finally:
             api.stop()
-        echo_server = start_server(workdir / "echo.log", app=ECHO_APP, model_dir=model_dir)
-        try:
-            echo = load_test(echo_server, "/echo", args.duration, workdir)
-        finally:
-            echo_server.stop()
 
-    workers = ServiceSettings().workers
+    worker_count = ServiceSettings().workers
     batch_p99 = statistics.quantiles(batch, n=100)[98]
+    throughput = [p.rate / e.rate for e, p in zip(echo, predict, strict=True)]
+    p99 = [p.p99_ms / e.p99_ms for e, p in zip(echo, predict, strict=True)]
+    failures = sum(run.failures for run in echo + predict)
+
+    def median(runs: list[Load], field: str) -> float:
+        return statistics.median(getattr(run, field) for run in runs)
+
     rows = [
         (f"model.predict 1 row µs ({candidate})", f"{predict_us:.0f}", ""),
-        ("echo baseline req/s", f"{echo[0]:.0f}", ""),
-        ("predict req/s (single user)", f"{predict[0]:.0f}", ""),
-        ("throughput ÷ echo", f"{predict[0] / echo[0]:.2f}", f">= {TARGETS['throughput_ratio']}"),
-        ("echo p99 ms", f"{echo[1]:.2f}", ""),
-        ("predict p99 ms", f"{predict[1]:.2f}", ""),
-        ("p99 ÷ echo p99", f"{predict[1] / echo[1]:.2f}", f"<= {TARGETS['p99_ratio']}"),
+        ("echo baseline req/s", f"{median(echo, 'rate'):.0f}", ""),
+        ("predict req/s (single user)", f"{median(predict, 'rate'):.0f}", ""),
+        ("throughput ÷ echo", f"{statistics.median(throughput):.2f}", f">= {TARGETS['throughput_ratio']}"),
+        ("  lowest, highest round", f"{min(throughput):.2f}, {max(throughput):.2f}", ""),
+        ("echo worker CPU µs/request", f"{median(echo, 'cpu_us'):.0f}", ""),
+        ("predict worker CPU µs/request", f"{median(predict, 'cpu_us'):.0f}", ""),
+        ("echo p99 ms", f"{median(echo, 'p99_ms'):.2f}", ""),
+        ("predict p99 ms", f"{median(predict, 'p99_ms'):.2f}", ""),
+        ("p99 ÷ echo p99", f"{statistics.median(p99):.2f}", f"<= {TARGETS['p99_ratio']}"),
         (f"batch of {BATCH_SIZE} median ms", f"{statistics.median(batch):.1f}", ""),
         (f"batch of {BATCH_SIZE} p99 ms", f"{batch_p99:.1f}", f"< {TARGETS['batch_ms']}"),
         ("ready after start s", f"{ready_s:.2f}", f"<= {TARGETS['ready_s']}"),
-        (f"max RSS of {workers} workers MB", f"{max(rss):.0f}", f"< {TARGETS['rss_mb']}"),
-        ("failed requests under load", f"{predict[2] + echo[2]}", "== 0"),
+        (f"max RSS of {worker_count} workers MB", f"{max(rss):.0f}", f"< {TARGETS['rss_mb']}"),
+        ("failed requests under load", f"{failures}", "== 0"),
     ]
     verdicts = [
-        predict[0] / echo[0] >= TARGETS["throughput_ratio"],
-        predict[1] / echo[1] <= TARGETS["p99_ratio"],
+        statistics.median(throughput) >= TARGETS["throughput_ratio"],
+        statistics.median(p99) <= TARGETS["p99_ratio"],
         batch_p99 < TARGETS["batch_ms"],
         ready_s <= TARGETS["ready_s"],
         max(rss) < TARGETS["rss_mb"],
-        predict[2] + echo[2] == 0,
+        failures == 0,
     ]
-    print(f"\n{'measure':<32} {'value':>10}  target")
+    print(f"\n{'measure':<44} {'value':>10}  target")
     for name, value, target in rows:
-        print(f"{name:<32} {value:>10}  {target}")
-    print(f"\n{CONNECTIONS} connections, {args.duration} s per endpoint, {workers} sync workers")
+        print(f"{name:<44} {value:>10}  {target}")
+    print(
+        f"\n{CONNECTIONS} connections, {args.rounds} rounds of {args.duration} s per endpoint "
+        f"(medians shown), {worker_count} sync workers"
+    )
     missed = verdicts.count(False)
     print("all targets met" if not missed else f"{missed} target(s) missed")
     return 1 if missed else 0
