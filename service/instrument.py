@@ -4,12 +4,12 @@ Plain WSGI on the environ instead of Flask hooks and context proxies: this runs 
 and the proxies cost more than the work itself.
 """
 
-import logging
 import os
 import re
 import time
 
 from service import metrics
+from service.logs import AccessLog
 
 # A client's request id is echoed and logged only if it is short and plain (no log or header injection).
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -17,7 +17,7 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 MODEL_VERSION_KEY = "gender.model_version"
 PREDICTED_KEY = "gender.predicted"
 
-log = logging.getLogger("service.requests")
+access_log = AccessLog("service.requests")
 
 
 class Instrumented:
@@ -41,9 +41,9 @@ class Instrumented:
         elapsed = time.perf_counter() - started
         path = environ.get("PATH_INFO", "")
         metrics.observe(path if path in self.endpoints else "unmatched", status[0], elapsed)
-        log.info(
+        access_log.info(
             "request",
-            extra={
+            {
                 "request_id": request_id,
                 "method": environ.get("REQUEST_METHOD"),
                 "path": path,

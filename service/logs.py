@@ -1,30 +1,65 @@
 """JSON lines on stdout: one object per record, the ``extra`` fields included."""
 
 import logging
+import os
+import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import orjson
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+STDOUT_FD = 1
+
+
+def json_line(created: float, level: str, logger: str, message: str, fields: Mapping[str, object]) -> bytes:
+    """The one shape of every log line: time, level, logger, message, then the record's own fields."""
+    entry = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+        **fields,
+    }
+    return orjson.dumps(entry, default=str)
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update((key, value) for key, value in vars(record).items() if key not in _STANDARD)
+        fields = {key: value for key, value in vars(record).items() if key not in _STANDARD}
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+            fields["exception"] = self.formatException(record.exc_info)
+        return json_line(record.created, record.levelname, record.name, record.getMessage(), fields).decode()
+
+
+class AccessLog:
+    """The line written for every request: the same JSON shape, one write(2) straight to stdout.
+
+    logging's LogRecord, handler lock, formatter pass over every record attribute and text-stream
+    flush cost a worker ~50 µs per request, a third of what serving a prediction costs; this costs a
+    few. The level set for the logger still decides whether lines are written. One write of a line
+    under PIPE_BUF (4 KiB) is atomic, so the workers sharing stdout never interleave lines.
+    """
+
+    def __init__(self, name: str, fd: int = STDOUT_FD):
+        self._logger = logging.getLogger(name)
+        self._fd = fd
+
+    def info(self, message: str, fields: Mapping[str, object]) -> None:
+        if not self._logger.isEnabledFor(logging.INFO):
+            return
+        line = json_line(time.time(), "INFO", self._logger.name, message, fields) + b"\n"
+        # A closed or broken stdout must not fail the request; logging drops the line too. (A plain
+        # try costs nothing in 3.11; contextlib.suppress builds a context manager per request.)
+        try:  # noqa: SIM105
+            os.write(self._fd, line)
+        except OSError:
+            pass
 
 
 # The logging HOWTO's "Optimization": no caller, thread or process lookup per record. The JSON
-# lines never show them, and the access line is written on every request.
+# lines never show them.
 logging._srcfile = None
 logging.logThreads = False
 logging.logProcesses = False
@@ -42,7 +77,7 @@ def logconfig_dict(level: str) -> dict:
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False},
-            # The app logs every request itself, with the request id and model version.
+            # The app logs every request itself (service.instrument), with the request id and model version.
             "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
         },
     }

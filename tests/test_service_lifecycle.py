@@ -275,3 +275,16 @@ def test_logs_are_json_lines_with_the_request_fields_and_no_names(start_service,
     }
     assert mine[0]["latency_ms"] > 0
     assert "Zebediah" not in server.log() and "Quuxington" not in server.log()
+
+
+def test_log_level_warning_silences_the_request_lines_but_not_the_answers(start_service, sample_model_dir):
+    server = start_service(model_dir=sample_model_dir, log_level="WARNING")
+    wait_for(server, "/readyz")
+    answer = requests.post(
+        f"{server.url}/predict_gender", json={"age": 30}, headers={"X-Request-ID": "quiet-1"}
+    )
+    assert answer.status_code == 200
+    server.stop()
+
+    assert "quiet-1" not in server.log()
+    assert '"model loaded"' not in server.log()  # INFO lines of the app are gone as well
