@@ -6,6 +6,8 @@ columns of length N, and both go through transform(), so they cannot drift. Only
 this path: the API image has no pandas.
 """
 
+import functools
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -59,24 +61,30 @@ NAME_SMOOTHING = 2.0
 NGRAM_SMOOTHING = 1.0
 CROSS_FIT_FOLDS = 5
 _TITLE_SIGN = {"male": -1.0, "female": 1.0, None: 0.0}
+_NO_PRIOR = (0.0, 0.0, 0.0)  # log-odds, log births, known
 _COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
 _COMPANY_COLUMN = {company: _COLUMN[f"company={company}"] for company in KNOWN_COMPANIES}
 # Adjacent in FEATURE_NAMES, so a slice (a view) addresses them: cheaper than a list index.
-_PRIOR_COLUMNS = slice(_COLUMN["prior_log_odds"], _COLUMN["prior_known"] + 1)
+# has_name .. ngram_log_odds: everything computed from name and title, row by row in Python.
+_NAME_COLUMNS = slice(_COLUMN["has_name"], _COLUMN["ngram_log_odds"] + 1)
 _LEARNED_COLUMNS = slice(_COLUMN["first_name_log_odds"], _COLUMN["ngram_log_odds"] + 1)
-# FEATURE_NAMES lists the travel fields together, in TRAVEL_FIELDS order.
-_TRAVEL_SLICE = slice(_COLUMN[TRAVEL_FIELDS[0]], _COLUMN[TRAVEL_FIELDS[0]] + len(TRAVEL_FIELDS))
 
 Columns = Mapping[str, np.ndarray]
+# Numbers go straight into float columns (a missing one, None, becomes NaN), text stays objects.
+_COLUMN_DTYPES = {field: object if kind is str else float for field, kind in INPUT_FIELDS.items()}
 
 
 def records_to_columns(records: Sequence[dict]) -> dict[str, np.ndarray]:
     """List of dicts (e.g. JSON instances) -> columns; fields no record has are left out.
 
+    Numeric fields become float columns (NaN where a record lacks one), text fields object columns.
     The name column is always there, so that the row count survives records with no field.
     """
     present = {"name"} | {field for record in records for field in record}
-    return {field: np.array([r.get(field) for r in records], dtype=object) for field in present}
+    return {
+        field: np.array([r.get(field) for r in records], dtype=_COLUMN_DTYPES.get(field, object))
+        for field in present
+    }
 
 
 def take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
@@ -99,8 +107,7 @@ def _numeric(columns: Columns, field: str, fill: float = 0.0) -> tuple[np.ndarra
 
 def _name_lengths(names: list, given: np.ndarray | float) -> list[float]:
     """The length of the name when there is one, else the name_length a client sent."""
-    if np.isscalar(given):
-        return [len(n) if n else given for n in names]
+    given = itertools.repeat(given, len(names)) if np.isscalar(given) else given
     return [len(n) if n else g for n, g in zip(names, given, strict=True)]
 
 
@@ -156,6 +163,7 @@ class FeatureBuilder:
         self.fill_values: dict[str, float] = {}
 
     def fit(self, columns: Columns, labels: np.ndarray) -> "FeatureBuilder":
+        self.__dict__.pop("_unknown_row", None)  # derived from the fill values set here
         n_rows = len(labels)
         names = _text(columns, "name", n_rows)
         first_names = [parse_name(name)[1] for name in names]
@@ -187,6 +195,8 @@ class FeatureBuilder:
         folds = np.random.default_rng(self.seed).integers(0, CROSS_FIT_FOLDS, len(labels))
         for fold in range(CROSS_FIT_FOLDS):
             inside = folds == fold
+            if not inside.any():  # tiny data
+                continue
             outside_names = [n for n, out in zip(first_names, ~inside, strict=True) if out]
             tables = self._tables(outside_names, labels[~inside])
             held_out = [n for n, ins in zip(first_names, inside, strict=True) if ins]
@@ -206,53 +216,67 @@ class FeatureBuilder:
         )
 
     @staticmethod
-    def _learned_features(first_names, first_name_table, ngram_table) -> np.ndarray:
-        out = np.zeros((len(first_names), 2))
-        seen: dict[str, tuple[float, float]] = {}  # batches repeat first names: score each once
-        for i, first_name in enumerate(first_names):
-            if not first_name:
-                continue
+    def _learned_features(first_names, first_name_table, ngram_table) -> list[tuple[float, float]]:
+        """(first-name log-odds, mean n-gram log-odds) per row; absent first names get zeros."""
+        seen: dict[str | None, tuple[float, float]] = {None: (0.0, 0.0)}  # batches repeat first names
+        out = []
+        for first_name in first_names:
             if first_name not in seen:
                 grams = [ngram_table[g] for g in char_ngrams(first_name) if g in ngram_table]
                 seen[first_name] = (
                     first_name_table.get(first_name, 0.0),
                     sum(grams) / len(grams) if grams else 0.0,
                 )
-            out[i] = seen[first_name]
+            out.append(seen[first_name])
         return out
 
-    def _prior_features(self, first_names: list[str | None]) -> np.ndarray:
-        """(log-odds, log births, known) per row; unknown or absent first names get zeros."""
-        out = np.zeros((len(first_names), 3))
-        for i, first_name in enumerate(first_names):
-            prior = self.prior.get(first_name) if first_name else None
-            if prior is not None:
-                out[i] = (*prior, 1.0)
-        return out
+    def _prior_features(self, first_name: str | None) -> tuple[float, float, float]:
+        """(log-odds, log births, known); unknown or absent first names get zeros."""
+        prior = self.prior.get(first_name)
+        return _NO_PRIOR if prior is None else (*prior, 1.0)
 
-    def transform(self, columns: Columns) -> np.ndarray:
-        n_rows = len(next(iter(columns.values()))) if columns else 0
-        out = np.zeros((n_rows, len(FEATURE_NAMES)))
+    @functools.cached_property
+    def _unknown_row(self) -> np.ndarray:
+        """The features of a user of whom nothing is known: the start of every row."""
+        row = np.zeros(len(FEATURE_NAMES))
+        for field in ("age", *TRAVEL_FIELDS):
+            row[_COLUMN[field]] = self.fill_values.get(field, 0.0)
+        row[_COLUMN["age_missing"]] = row[_COLUMN["travel_missing"]] = 1.0
+        return row
+
+    def _name_features(self, columns: Columns, n_rows: int) -> list[tuple]:
+        """The _NAME_COLUMNS of each row, built in Python: per row it is dictionary lookups, and one
+        conversion of the whole block costs less than a numpy call per feature."""
         names = _text(columns, "name", n_rows)
         parsed = [parse_name(name) for name in names]
         first_names = [first for _, first in parsed]
-        given_titles = _text(columns, "title", n_rows)
-        # A title given on its own wins over one written in the name.
-        titles = [
-            normalize_title(given) or title for given, (title, _) in zip(given_titles, parsed, strict=True)
-        ]
-        fill = self.fill_values
-        out[:, _COLUMN["has_name"]] = [1.0 if first else 0.0 for first in first_names]
-        given_length, _ = _numeric(columns, "name_length", fill.get("name_length", 0.0))
-        out[:, _COLUMN["name_length"]] = _name_lengths(names, given_length)
-        out[:, _COLUMN["title_gender"]] = [_TITLE_SIGN[TITLES.get(t)] for t in titles]
-        out[:, _PRIOR_COLUMNS] = self._prior_features(first_names)
-        out[:, _LEARNED_COLUMNS] = self._learned_features(
-            first_names, self.first_name_table, self.ngram_table
+        given_length, _ = _numeric(columns, "name_length", self.fill_values.get("name_length", 0.0))
+        learned = self._learned_features(first_names, self.first_name_table, self.ngram_table)
+        rows = zip(
+            parsed, _text(columns, "title", n_rows), _name_lengths(names, given_length), learned, strict=True
         )
-        age, age_missing = _numeric(columns, "age", fill.get("age", 0.0))
-        out[:, _COLUMN["age"]] = age
-        out[:, _COLUMN["age_missing"]] = age_missing
+        return [
+            (
+                1.0 if first else 0.0,
+                length,
+                # A title given on its own wins over one written in the name.
+                _TITLE_SIGN[TITLES.get(normalize_title(given_title) or title)],
+                *self._prior_features(first),
+                *learned_pair,
+            )
+            for (title, first), given_title, length, learned_pair in rows
+        ]
+
+    def transform(self, columns: Columns) -> np.ndarray:
+        n_rows = len(next(iter(columns.values()))) if columns else 0
+        out = np.tile(self._unknown_row, (n_rows, 1))
+        if n_rows == 0:
+            return out
+        out[:, _NAME_COLUMNS] = self._name_features(columns, n_rows)
+        if "age" in columns:
+            age, age_missing = _numeric(columns, "age", self.fill_values.get("age", 0.0))
+            out[:, _COLUMN["age"]] = age
+            out[:, _COLUMN["age_missing"]] = age_missing
         companies = columns.get("company")
         if companies is not None:
             for row, company in enumerate(companies):
@@ -262,10 +286,7 @@ class FeatureBuilder:
         if any(field in columns for field in TRAVEL_FIELDS):
             travel_missing: np.ndarray | bool = True
             for field in TRAVEL_FIELDS:
-                out[:, _COLUMN[field]], missing = _numeric(columns, field, fill.get(field, 0.0))
+                out[:, _COLUMN[field]], missing = _numeric(columns, field, self.fill_values.get(field, 0.0))
                 travel_missing = travel_missing & missing
             out[:, _COLUMN["travel_missing"]] = travel_missing
-        else:  # the usual request: no travel data at all
-            out[:, _TRAVEL_SLICE] = [fill.get(field, 0.0) for field in TRAVEL_FIELDS]
-            out[:, _COLUMN["travel_missing"]] = 1.0
         return out

@@ -112,3 +112,22 @@ def test_without_names_keeps_the_length_only():
     nameless = without_names(columns)
     assert "name" not in nameless and "title" not in nameless
     assert nameless["name_length"][0] == len("Mary Stone") and nameless["age"][0] == 3
+
+
+def test_refitting_refreshes_the_values_of_unknown_fields():
+    builder = FeatureBuilder(PRIOR)
+    for mean_age in (20, 60):
+        columns = records_to_columns(
+            [{"name": "Mary A", "age": mean_age}, {"name": "John B", "age": mean_age}]
+        )
+        builder.fit(columns, np.array([1, 0]))
+        [row] = builder.transform(records_to_columns([{"company": "4You"}]))
+        assert row[FEATURE_NAMES.index("age")] == mean_age
+
+
+def test_no_rows_and_folds_without_rows():
+    # Two training rows leave some of the five cross-fitting folds empty.
+    columns = records_to_columns([{"name": "Mary A"}, {"name": "John B"}])
+    builder = FeatureBuilder(PRIOR)
+    assert builder.fit_transform(columns, np.array([1, 0])).shape == (2, len(FEATURE_NAMES))
+    assert builder.transform(records_to_columns([])).shape == (0, len(FEATURE_NAMES))
