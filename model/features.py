@@ -1,12 +1,15 @@
 """Features, one code path for training and serving.
 
-Input is columns: field name -> array, one entry per user, for any subset of INPUT_FIELDS
+Input is columns: field name -> array or list, one entry per user, for any subset of INPUT_FIELDS
 (None or NaN where a value is missing). A JSON request becomes columns of length one, a CSV
-columns of length N, and both go through transform(), so they cannot drift. Only numpy on
-this path: the API image has no pandas.
+columns of length N, and both go through transform(), so they cannot drift.
+
+Rows are built as tuples of Python floats (rows()), then converted with one numpy call when a
+matrix is needed (transform()). Most of the work is per row anyway (names, dictionary lookups),
+and a request is one row: a numpy call per feature would cost far more than the arithmetic it
+does. Only numpy on this path: the API image has no pandas.
 """
 
-import functools
 import itertools
 import math
 from collections import Counter
@@ -39,7 +42,8 @@ INPUT_FIELDS: dict[str, type] = {
     "name_length": int,
     **{field: int if field in ("travel_count", "hotel_nights") else float for field in TRAVEL_FIELDS},
 }
-FEATURE_NAMES = (
+# A row is four blocks, in this order (see transform).
+NAME_FEATURES = (
     "has_name",
     "name_length",
     "title_gender",
@@ -48,12 +52,11 @@ FEATURE_NAMES = (
     "prior_known",
     "first_name_log_odds",
     "ngram_log_odds",
-    "age",
-    "age_missing",
-    *(f"company={company}" for company in KNOWN_COMPANIES),
-    *TRAVEL_FIELDS,
-    "travel_missing",
 )
+AGE_FEATURES = ("age", "age_missing")
+COMPANY_FEATURES = tuple(f"company={company}" for company in KNOWN_COMPANIES)
+TRAVEL_FEATURES = (*TRAVEL_FIELDS, "travel_missing")
+FEATURE_NAMES = (*NAME_FEATURES, *AGE_FEATURES, *COMPANY_FEATURES, *TRAVEL_FEATURES)
 NUMERIC_FIELDS = ("age", "name_length", *TRAVEL_FIELDS)
 NGRAM_SIZES = (2, 3, 4)
 # Laplace-style pseudo-counts: how much evidence a first name or n-gram needs to count.
@@ -62,52 +65,40 @@ NGRAM_SMOOTHING = 1.0
 CROSS_FIT_FOLDS = 5
 _TITLE_SIGN = {"male": -1.0, "female": 1.0, None: 0.0}
 _NO_PRIOR = (0.0, 0.0, 0.0)  # log-odds, log births, known
-_COLUMN = {name: i for i, name in enumerate(FEATURE_NAMES)}
-_COMPANY_COLUMN = {company: _COLUMN[f"company={company}"] for company in KNOWN_COMPANIES}
-# Adjacent in FEATURE_NAMES, so a slice (a view) addresses them: cheaper than a list index.
-# has_name .. ngram_log_odds: everything computed from name and title, row by row in Python.
-_NAME_COLUMNS = slice(_COLUMN["has_name"], _COLUMN["ngram_log_odds"] + 1)
-_LEARNED_COLUMNS = slice(_COLUMN["first_name_log_odds"], _COLUMN["ngram_log_odds"] + 1)
+_NO_COMPANY = (0.0,) * len(KNOWN_COMPANIES)
+_COMPANY_ONE_HOT = {
+    company: tuple(float(company == other) for other in KNOWN_COMPANIES) for company in KNOWN_COMPANIES
+}
+_LEARNED_COLUMNS = slice(NAME_FEATURES.index("first_name_log_odds"), len(NAME_FEATURES))
 
-Columns = Mapping[str, np.ndarray]
-# Numbers go straight into float columns (a missing one, None, becomes NaN), text stays objects.
-_COLUMN_DTYPES = {field: object if kind is str else float for field, kind in INPUT_FIELDS.items()}
+Columns = Mapping[str, Sequence]
 
 
-def records_to_columns(records: Sequence[dict]) -> dict[str, np.ndarray]:
+def records_to_columns(records: Sequence[dict]) -> dict[str, list]:
     """List of dicts (e.g. JSON instances) -> columns; fields no record has are left out.
 
-    Numeric fields become float columns (NaN where a record lacks one), text fields object columns.
     The name column is always there, so that the row count survives records with no field.
     """
     present = {"name"} | {field for record in records for field in record}
-    return {
-        field: np.array([r.get(field) for r in records], dtype=_COLUMN_DTYPES.get(field, object))
-        for field in present
-    }
+    return {field: [r.get(field) for r in records] for field in present}
 
 
 def take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
-    return {field: values[index] for field, values in columns.items()}
+    return {field: np.asarray(values)[index] for field, values in columns.items()}
 
 
-def _numeric(columns: Columns, field: str, fill: float = 0.0) -> tuple[np.ndarray | float, np.ndarray | bool]:
-    """(values with `fill` where missing, missing mask) of a numeric field.
-
-    An absent field gives scalars, which numpy broadcasts: a request sends few fields, and
-    building arrays for the absent ones would cost more than scoring the row.
-    """
+def _numeric(columns: Columns, field: str, fill: float) -> tuple[list, list[bool]] | None:
+    """(values with `fill` where missing, missing flags) of a numeric field; None if it is absent."""
     raw = columns.get(field)
     if raw is None:
-        return fill, True
-    values = np.array([np.nan if v is None else v for v in raw], dtype=float) if raw.dtype == object else raw
-    missing = np.isnan(values)
-    return np.where(missing, fill, values), missing
+        return None
+    values = raw.tolist() if isinstance(raw, np.ndarray) else raw  # Python numbers: cheap per row
+    missing = [v is None or v != v for v in values]  # v != v: NaN
+    return [fill if gone else v for v, gone in zip(values, missing, strict=True)], missing
 
 
-def _name_lengths(names: list, given: np.ndarray | float) -> list[float]:
+def _name_lengths(names: list, given: Iterable) -> list:
     """The length of the name when there is one, else the name_length a client sent."""
-    given = itertools.repeat(given, len(names)) if np.isscalar(given) else given
     return [len(n) if n else g for n, g in zip(names, given, strict=True)]
 
 
@@ -163,19 +154,17 @@ class FeatureBuilder:
         self.fill_values: dict[str, float] = {}
 
     def fit(self, columns: Columns, labels: np.ndarray) -> "FeatureBuilder":
-        self.__dict__.pop("_unknown_row", None)  # derived from the fill values set here
         n_rows = len(labels)
         names = _text(columns, "name", n_rows)
         first_names = [parse_name(name)[1] for name in names]
         self.first_name_table, self.ngram_table = self._tables(first_names, labels)
-        observed = {
-            field: np.broadcast_to(_numeric(columns, field, np.nan)[0], n_rows) for field in NUMERIC_FIELDS
-        }
+        absent = [math.nan] * n_rows
+        observed = {field: (_numeric(columns, field, math.nan) or (absent,))[0] for field in NUMERIC_FIELDS}
         observed["name_length"] = _name_lengths(names, observed["name_length"])
-        self.fill_values = {
-            field: float(np.nanmean(values)) if not np.isnan(values).all() else 0.0
-            for field, values in observed.items()
-        }
+        self.fill_values = {}
+        for field, values in observed.items():
+            known = np.array(values, dtype=float)
+            self.fill_values[field] = float(np.nanmean(known)) if not np.isnan(known).all() else 0.0
         return self
 
     def training_matrix(self, columns: Columns, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -235,26 +224,16 @@ class FeatureBuilder:
         prior = self.prior.get(first_name)
         return _NO_PRIOR if prior is None else (*prior, 1.0)
 
-    @functools.cached_property
-    def _unknown_row(self) -> np.ndarray:
-        """The features of a user of whom nothing is known: the start of every row."""
-        row = np.zeros(len(FEATURE_NAMES))
-        for field in ("age", *TRAVEL_FIELDS):
-            row[_COLUMN[field]] = self.fill_values.get(field, 0.0)
-        row[_COLUMN["age_missing"]] = row[_COLUMN["travel_missing"]] = 1.0
-        return row
-
-    def _name_features(self, columns: Columns, n_rows: int) -> list[tuple]:
-        """The _NAME_COLUMNS of each row, built in Python: per row it is dictionary lookups, and one
-        conversion of the whole block costs less than a numpy call per feature."""
+    def _name_block(self, columns: Columns, n_rows: int) -> list[tuple]:
+        """NAME_FEATURES of each row."""
         names = _text(columns, "name", n_rows)
         parsed = [parse_name(name) for name in names]
         first_names = [first for _, first in parsed]
-        given_length, _ = _numeric(columns, "name_length", self.fill_values.get("name_length", 0.0))
+        fill = self.fill_values.get("name_length", 0.0)
+        given_length = _numeric(columns, "name_length", fill)
+        lengths = _name_lengths(names, given_length[0] if given_length else itertools.repeat(fill, n_rows))
         learned = self._learned_features(first_names, self.first_name_table, self.ngram_table)
-        rows = zip(
-            parsed, _text(columns, "title", n_rows), _name_lengths(names, given_length), learned, strict=True
-        )
+        rows = zip(parsed, _text(columns, "title", n_rows), lengths, learned, strict=True)
         return [
             (
                 1.0 if first else 0.0,
@@ -267,26 +246,38 @@ class FeatureBuilder:
             for (title, first), given_title, length, learned_pair in rows
         ]
 
+    def _numeric_block(self, columns: Columns, fields: Sequence[str], n_rows: int) -> Iterable[tuple]:
+        """Per row: each field's value (the training mean where missing), then 1.0 if all are missing."""
+        fills = [self.fill_values.get(field, 0.0) for field in fields]
+        if not any(field in columns for field in fields):  # a request usually sends no travel data
+            return itertools.repeat((*fills, 1.0), n_rows)
+        values, missing = [], []
+        for field, fill in zip(fields, fills, strict=True):
+            found = _numeric(columns, field, fill)
+            values.append(found[0] if found else itertools.repeat(fill, n_rows))
+            missing.append(found[1] if found else itertools.repeat(True, n_rows))
+        flags = [1.0 if all(row) else 0.0 for row in zip(*missing, strict=True)]
+        return zip(*values, flags, strict=True)
+
     def transform(self, columns: Columns) -> np.ndarray:
+        """The feature matrix: one row per user, one column per FEATURE_NAMES entry."""
+        rows = self.rows(columns)
+        return np.array(rows, dtype=float).reshape(len(rows), len(FEATURE_NAMES))  # reshape: for no rows
+
+    def rows(self, columns: Columns) -> list[tuple[float, ...]]:
+        """The same features as Python tuples, for scoring that needs no matrix (see pipeline)."""
         n_rows = len(next(iter(columns.values()))) if columns else 0
-        out = np.tile(self._unknown_row, (n_rows, 1))
-        if n_rows == 0:
-            return out
-        out[:, _NAME_COLUMNS] = self._name_features(columns, n_rows)
-        if "age" in columns:
-            age, age_missing = _numeric(columns, "age", self.fill_values.get("age", 0.0))
-            out[:, _COLUMN["age"]] = age
-            out[:, _COLUMN["age_missing"]] = age_missing
         companies = columns.get("company")
-        if companies is not None:
-            for row, company in enumerate(companies):
-                column = _COMPANY_COLUMN.get(company)
-                if column is not None:
-                    out[row, column] = 1.0
-        if any(field in columns for field in TRAVEL_FIELDS):
-            travel_missing: np.ndarray | bool = True
-            for field in TRAVEL_FIELDS:
-                out[:, _COLUMN[field]], missing = _numeric(columns, field, self.fill_values.get(field, 0.0))
-                travel_missing = travel_missing & missing
-            out[:, _COLUMN["travel_missing"]] = travel_missing
-        return out
+        blocks = zip(
+            self._name_block(columns, n_rows),
+            self._numeric_block(columns, ("age",), n_rows),
+            itertools.repeat(_NO_COMPANY, n_rows) if companies is None else map(_company_one_hot, companies),
+            self._numeric_block(columns, TRAVEL_FIELDS, n_rows),
+            strict=True,
+        )
+        return [(*name, *age, *company, *travel) for name, age, company, travel in blocks]
+
+
+def _company_one_hot(company: str | None) -> tuple[float, ...]:
+    # A company outside the training set is an unseen category: all zeros.
+    return _COMPANY_ONE_HOT.get(company, _NO_COMPANY)
