@@ -1,0 +1,70 @@
+"""The fitted predictor scores exactly what its estimator would, on every path it takes."""
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from model.features import FeatureBuilder, records_to_columns
+from model.pipeline import GenderPredictor
+
+PRIOR = {"mary": (5.0, 12.0), "john": (-5.0, 12.0), "anna": (4.0, 10.0)}
+# Women travel more and men stay longer in hotels here, so the two counts pull in opposite directions.
+USERS = [
+    {"name": "Mary Stone", "age": 31, "company": "4You", "travel_count": 3, "hotel_nights": 0},
+    {"name": "John Smith", "age": 45, "company": "Acme Factory", "travel_count": 0, "hotel_nights": 7},
+    {"name": "Anna Lee", "age": 27, "travel_count": 5, "hotel_nights": 1, "avg_hotel_spend": 150.0},
+    {"name": "Mark Twain", "age": 52, "company": "Wonka Company", "travel_count": 1, "hotel_nights": 4},
+    {"name": "Jane Roe", "age": 38, "travel_count": 4, "share_premium": 0.5},
+    {"name": "Paul Poe", "age": 61, "company": "Umbrella LTDA", "hotel_nights": 9},
+] * 5
+LABELS = np.array([1, 0, 1, 0, 1, 0] * 5)
+REQUESTS = [
+    {"age": 30, "company": "4You", "name_length": 12},
+    {"name": "Dr Mary Quux"},
+    {"title": "Mr", "hotel_nights": 2},
+    # At the schema's bounds, far outside the training data: scores of about +1e6 and -5e5, where a naive
+    # logistic overflows on one side.
+    {"travel_count": 1_000_000},
+    {"hotel_nights": 1_000_000},
+]
+
+
+def fitted(estimator) -> tuple[GenderPredictor, np.ndarray]:
+    """A predictor around `estimator` fitted on USERS, and the estimator's own P(female) for REQUESTS."""
+    builder = FeatureBuilder(PRIOR)
+    matrix, labels = builder.training_matrix(records_to_columns(USERS), LABELS)
+    estimator.fit(matrix, labels)
+    expected = estimator.predict_proba(builder.transform(records_to_columns(REQUESTS)))[:, 1]
+    return GenderPredictor(builder, estimator, "candidate"), expected
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(C=100.0))]),
+        RandomForestClassifier(n_estimators=20, random_state=0),
+    ],
+    ids=["logistic regression, kept as weights", "random forest"],
+)
+def test_predictor_scores_what_the_estimator_scores(estimator):
+    predictor, expected = fitted(estimator)
+    female = predictor.female_probability(records_to_columns(REQUESTS))
+    np.testing.assert_allclose(female, expected, rtol=0, atol=1e-12)
+    assert all(0.0 <= p <= 1.0 for p in female)
+
+
+def test_a_linear_model_is_kept_without_its_estimator():
+    predictor, _ = fitted(Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression())]))
+    assert predictor.estimator is None
+
+
+def test_predictions_name_the_likelier_gender_with_its_probability():
+    predictor, expected = fitted(
+        Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(C=100.0))])
+    )
+    for prediction, female in zip(predictor.predict(REQUESTS), expected, strict=True):
+        assert prediction.gender == ("female" if female >= 0.5 else "male")
+        assert prediction.probability == pytest.approx(max(female, 1.0 - female), abs=1e-12)
