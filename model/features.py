@@ -249,13 +249,16 @@ class FeatureBuilder:
     def _numeric_block(self, columns: Columns, fields: Sequence[str], n_rows: int) -> Iterable[tuple]:
         """Per row: each field's value (the training mean where missing), then 1.0 if all are missing."""
         fills = [self.fill_values.get(field, 0.0) for field in fields]
-        if not any(field in columns for field in fields):  # a request usually sends no travel data
+        if columns.keys().isdisjoint(fields):  # a request usually sends no travel data
             return itertools.repeat((*fills, 1.0), n_rows)
         values, missing = [], []
         for field, fill in zip(fields, fills, strict=True):
             found = _numeric(columns, field, fill)
-            values.append(found[0] if found else itertools.repeat(fill, n_rows))
-            missing.append(found[1] if found else itertools.repeat(True, n_rows))
+            if found is None:  # absent: its mean on every row, and no say in the missing flag
+                values.append(itertools.repeat(fill, n_rows))
+            else:
+                values.append(found[0])
+                missing.append(found[1])
         flags = [1.0 if all(row) else 0.0 for row in zip(*missing, strict=True)]
         return zip(*values, flags, strict=True)
 
