@@ -7,6 +7,7 @@ Without that variable (a single process, e.g. a Flask test client) the default r
 
 import functools
 import os
+from collections.abc import Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,16 +36,28 @@ MODEL_LOADS = Counter(
 )
 
 
+# Label lookups cost more than the increments; endpoints, statuses and classes are few, so the
+# labelled children are cached.
 @functools.cache
 def _request_samples(endpoint: str, status: int) -> tuple:
-    # Label lookups cost more than the increments; endpoints and statuses are few, so cache the children.
     return REQUESTS.labels(endpoint, str(status)), LATENCY.labels(endpoint)
+
+
+@functools.cache
+def _predictions_of(gender: str) -> Counter:
+    return PREDICTIONS.labels(gender)
 
 
 def observe(endpoint: str, status: int, seconds: float) -> None:
     count, latency = _request_samples(endpoint, status)
     count.inc()
     latency.observe(seconds)
+
+
+def count_predictions(counts: Mapping[str, int]) -> None:
+    """Predictions served, by class: {"female": 3, "male": 1}."""
+    for gender, count in counts.items():
+        _predictions_of(gender).inc(count)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -269,6 +269,20 @@ def test_metrics_count_requests_of_every_worker(live_service, version):
     assert metric_value(after, "gender_api_model_loads_total", outcome="loaded") == DEFAULTS.workers
 
 
+def test_metrics_count_a_batch_by_predicted_class(live_service):
+    names = ["Mary Jones", "John Smith", "Mary Jones", "Robert Brown", "Linda Green"]
+    before = requests.get(f"{live_service}/metrics").text
+    answer = post(live_service, {"instances": [{"name": name} for name in names]})
+    after = requests.get(f"{live_service}/metrics").text
+    genders = [item["gender"] for item in answer.json()["predictions"]]
+    assert set(genders) == {"female", "male"}
+    for gender in ("female", "male"):
+        counted = metric_value(after, "gender_api_predictions_total", gender=gender) - metric_value(
+            before, "gender_api_predictions_total", gender=gender
+        )
+        assert counted == genders.count(gender)
+
+
 def test_openapi_documents_every_endpoint(live_service):
     document = requests.get(f"{live_service}/openapi.json").json()
     assert document["openapi"].startswith("3.")
