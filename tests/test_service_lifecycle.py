@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -274,6 +275,8 @@ def test_logs_are_json_lines_with_the_request_fields_and_no_names(start_service,
         "predicted": answer.json()["gender"],
     }
     assert mine[0]["latency_ms"] > 0
+    logged_at = datetime.fromisoformat(mine[0]["time"])
+    assert logged_at.utcoffset() == timedelta(0) and abs(datetime.now(UTC) - logged_at) < timedelta(minutes=5)
     assert "Zebediah" not in server.log() and "Quuxington" not in server.log()
 
 
