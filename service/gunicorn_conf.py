@@ -15,6 +15,8 @@ import shutil
 import signal
 import tempfile
 
+from gunicorn.glogging import Logger
+
 from service import lifecycle
 from service.logs import logconfig_dict as _logconfig_dict
 from service.settings import ServiceSettings
@@ -41,6 +43,17 @@ timeout = REQUEST_TIMEOUT_S
 preload_app = False
 control_socket_disable = True  # no runtime control interface (it would write under $HOME)
 logconfig_dict = _logconfig_dict(_settings.log_level)
+
+
+class AppLogger(Logger):
+    """gunicorn's logger without gunicorn's access log: the app writes one JSON line per request
+    itself (service.instrument). With a logging config set, gunicorn would otherwise build the
+    fields of its own access line for every request (~10 µs), only for logging to drop it."""
+
+    access_log_enabled = False
+
+
+logger_class = AppLogger
 
 
 def post_worker_init(worker) -> None:

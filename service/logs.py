@@ -77,7 +77,5 @@ def logconfig_dict(level: str) -> dict:
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False},
-            # The app logs every request itself (service.instrument), with the request id and model version.
-            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
         },
     }
