@@ -158,13 +158,14 @@ class FeatureBuilder:
         names = _text(columns, "name", n_rows)
         first_names = [parse_name(name)[1] for name in names]
         self.first_name_table, self.ngram_table = self._tables(first_names, labels)
-        absent = [math.nan] * n_rows
-        observed = {field: (_numeric(columns, field, math.nan) or (absent,))[0] for field in NUMERIC_FIELDS}
-        observed["name_length"] = _name_lengths(names, observed["name_length"])
         self.fill_values = {}
-        for field, values in observed.items():
-            known = np.array(values, dtype=float)
-            self.fill_values[field] = float(np.nanmean(known)) if not np.isnan(known).all() else 0.0
+        for field in NUMERIC_FIELDS:
+            found = _numeric(columns, field, math.nan)
+            values = found[0] if found else [math.nan] * n_rows
+            if field == "name_length":  # as transform sees it: the name's own length when there is one
+                values = _name_lengths(names, values)
+            observed = np.array(values, dtype=float)
+            self.fill_values[field] = float(np.nanmean(observed)) if not np.isnan(observed).all() else 0.0
         return self
 
     def training_matrix(self, columns: Columns, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
