@@ -1,19 +1,16 @@
-"""Features, one code path for training and serving.
+"""Features, one code path for training and serving: FeatureBuilder.row().
 
-Input is columns: field name -> array or list, one entry per user, for any subset of INPUT_FIELDS
-(None or NaN where a value is missing). A JSON request becomes columns of length one, a CSV
-columns of length N, and both go through transform(), so they cannot drift.
-
-Rows are built as tuples of Python floats (rows()), then converted with one numpy call when a
-matrix is needed (transform()). Most of the work is per row anyway (names, dictionary lookups),
-and a request is one row: a numpy call per feature would cost far more than the arithmetic it
-does. Only numpy on this path: the API image has no pandas.
+A user is a mapping of any subset of INPUT_FIELDS (absent, None or NaN where a value is
+missing): a JSON instance as it is, a table row through column_records(). row() turns one user
+into a tuple of Python floats; transform() converts the rows of a table to a matrix with one
+numpy call. Most of the work is per user anyway (names, dictionary lookups), and a request is
+one user: numpy calls per feature would cost far more than the arithmetic they do. Only numpy
+on this path: the API image has no pandas.
 """
 
-import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -65,6 +62,7 @@ NGRAM_SMOOTHING = 1.0
 CROSS_FIT_FOLDS = 5
 _TITLE_SIGN = {"male": -1.0, "female": 1.0, None: 0.0}
 _NO_PRIOR = (0.0, 0.0, 0.0)  # log-odds, log births, known
+_NO_LEARNED = (0.0, 0.0)  # first-name log-odds, mean n-gram log-odds
 _NO_COMPANY = (0.0,) * len(KNOWN_COMPANIES)
 _COMPANY_ONE_HOT = {
     company: tuple(float(company == other) for other in KNOWN_COMPANIES) for company in KNOWN_COMPANIES
@@ -74,39 +72,31 @@ _LEARNED_COLUMNS = slice(NAME_FEATURES.index("first_name_log_odds"), len(NAME_FE
 Columns = Mapping[str, Sequence]
 
 
-def records_to_columns(records: Sequence[dict]) -> dict[str, list]:
-    """List of dicts (e.g. JSON instances) -> columns; fields no record has are left out.
-
-    The name column is always there, so that the row count survives records with no field.
-    """
-    present = {"name"} | {field for record in records for field in record}
-    return {field: [r.get(field) for r in records] for field in present}
+def column_records(columns: Columns) -> Iterator[dict]:
+    """Columns -> one dict per user (what row() reads)."""
+    fields = list(columns)
+    values = [column.tolist() if isinstance(column, np.ndarray) else column for column in columns.values()]
+    return (dict(zip(fields, user, strict=True)) for user in zip(*values, strict=True))
 
 
 def take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
     return {field: np.asarray(values)[index] for field, values in columns.items()}
 
 
-def _numeric(columns: Columns, field: str, fill: float) -> tuple[list, list[bool]] | None:
-    """(values with `fill` where missing, missing flags) of a numeric field; None if it is absent."""
+def _is_missing(value) -> bool:
+    return value is None or value != value  # value != value: NaN
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _observed(columns: Columns, field: str, n_rows: int) -> np.ndarray:
+    """A numeric field's values, NaN where missing or absent."""
     raw = columns.get(field)
     if raw is None:
-        return None
-    values = raw.tolist() if isinstance(raw, np.ndarray) else raw  # Python numbers: cheap per row
-    missing = [v is None or v != v for v in values]  # v != v: NaN
-    return [fill if gone else v for v, gone in zip(values, missing, strict=True)], missing
-
-
-def _name_lengths(names: list, given: Iterable) -> list:
-    """The length of the name when there is one, else the name_length a client sent."""
-    return [len(n) if n else g for n, g in zip(names, given, strict=True)]
-
-
-def _text(columns: Columns, field: str, n_rows: int) -> list:
-    raw = columns.get(field)
-    if raw is None:
-        return [None] * n_rows
-    return [v if isinstance(v, str) and v else None for v in raw]
+        return np.full(n_rows, np.nan)
+    return np.array([np.nan if _is_missing(v) else v for v in raw], dtype=float)
 
 
 def char_ngrams(first_name: str) -> list[str]:
@@ -155,16 +145,15 @@ class FeatureBuilder:
 
     def fit(self, columns: Columns, labels: np.ndarray) -> "FeatureBuilder":
         n_rows = len(labels)
-        names = _text(columns, "name", n_rows)
-        first_names = [parse_name(name)[1] for name in names]
-        self.first_name_table, self.ngram_table = self._tables(first_names, labels)
+        names = [_text(name) for name in columns.get("name", [None] * n_rows)]
+        self.first_name_table, self.ngram_table = self._tables([parse_name(n)[1] for n in names], labels)
         self.fill_values = {}
         for field in NUMERIC_FIELDS:
-            found = _numeric(columns, field, math.nan)
-            values = found[0] if found else [math.nan] * n_rows
-            if field == "name_length":  # as transform sees it: the name's own length when there is one
-                values = _name_lengths(names, values)
-            observed = np.array(values, dtype=float)
+            observed = _observed(columns, field, n_rows)
+            if field == "name_length":  # as row() sees it: the name's own length when there is one
+                observed = np.array(
+                    [len(n) if n else given for n, given in zip(names, observed, strict=True)]
+                )
             self.fill_values[field] = float(np.nanmean(observed)) if not np.isnan(observed).all() else 0.0
         return self
 
@@ -181,7 +170,7 @@ class FeatureBuilder:
     def fit_transform(self, columns: Columns, labels: np.ndarray) -> np.ndarray:
         self.fit(columns, labels)
         features = self.transform(columns)
-        first_names = [parse_name(name)[1] for name in _text(columns, "name", len(labels))]
+        first_names = [parse_name(_text(name))[1] for name in columns.get("name", [None] * len(labels))]
         folds = np.random.default_rng(self.seed).integers(0, CROSS_FIT_FOLDS, len(labels))
         for fold in range(CROSS_FIT_FOLDS):
             inside = folds == fold
@@ -190,7 +179,9 @@ class FeatureBuilder:
             outside_names = [n for n, out in zip(first_names, ~inside, strict=True) if out]
             tables = self._tables(outside_names, labels[~inside])
             held_out = [n for n, ins in zip(first_names, inside, strict=True) if ins]
-            features[inside, _LEARNED_COLUMNS] = self._learned_features(held_out, *tables)
+            features[inside, _LEARNED_COLUMNS] = [
+                _learned(n, *tables) if n else _NO_LEARNED for n in held_out
+            ]
         return features
 
     @staticmethod
@@ -205,83 +196,68 @@ class FeatureBuilder:
             _log_odds_table((char_ngrams(n) for n in names), ys, NGRAM_SMOOTHING),
         )
 
-    @staticmethod
-    def _learned_features(first_names, first_name_table, ngram_table) -> list[tuple[float, float]]:
-        """(first-name log-odds, mean n-gram log-odds) per row; absent first names get zeros."""
-        seen: dict[str | None, tuple[float, float]] = {None: (0.0, 0.0)}  # batches repeat first names
-        out = []
-        for first_name in first_names:
-            if first_name not in seen:
-                grams = [ngram_table[g] for g in char_ngrams(first_name) if g in ngram_table]
-                seen[first_name] = (
-                    first_name_table.get(first_name, 0.0),
-                    sum(grams) / len(grams) if grams else 0.0,
-                )
-            out.append(seen[first_name])
-        return out
-
     def _prior_features(self, first_name: str | None) -> tuple[float, float, float]:
         """(log-odds, log births, known); unknown or absent first names get zeros."""
         prior = self.prior.get(first_name)
         return _NO_PRIOR if prior is None else (*prior, 1.0)
 
-    def _name_block(self, columns: Columns, n_rows: int) -> list[tuple]:
-        """NAME_FEATURES of each row."""
-        names = _text(columns, "name", n_rows)
-        parsed = [parse_name(name) for name in names]
-        first_names = [first for _, first in parsed]
-        fill = self.fill_values.get("name_length", 0.0)
-        given_length = _numeric(columns, "name_length", fill)
-        lengths = _name_lengths(names, given_length[0] if given_length else itertools.repeat(fill, n_rows))
-        learned = self._learned_features(first_names, self.first_name_table, self.ngram_table)
-        rows = zip(parsed, _text(columns, "title", n_rows), lengths, learned, strict=True)
-        return [
-            (
-                1.0 if first else 0.0,
-                length,
-                # A title given on its own wins over one written in the name.
-                _TITLE_SIGN[TITLES.get(normalize_title(given_title) or title)],
-                *self._prior_features(first),
-                *learned_pair,
-            )
-            for (title, first), given_title, length, learned_pair in rows
-        ]
-
-    def _numeric_block(self, columns: Columns, fields: Sequence[str], n_rows: int) -> Iterable[tuple]:
-        """Per row: each field's value (the training mean where missing), then 1.0 if all are missing."""
-        fills = [self.fill_values.get(field, 0.0) for field in fields]
-        if columns.keys().isdisjoint(fields):  # a request usually sends no travel data
-            return itertools.repeat((*fills, 1.0), n_rows)
-        values, missing = [], []
-        for field, fill in zip(fields, fills, strict=True):
-            found = _numeric(columns, field, fill)
-            if found is None:  # absent: its mean on every row, and no say in the missing flag
-                values.append(itertools.repeat(fill, n_rows))
+    def _numeric_block(self, user: Mapping, fields: Sequence[str]) -> list[float]:
+        """Each field's value (the training mean where missing), then 1.0 if all of them are missing."""
+        block, all_missing = [], True
+        for field in fields:
+            value = user.get(field)
+            if _is_missing(value):
+                block.append(self.fill_values.get(field, 0.0))
             else:
-                values.append(found[0])
-                missing.append(found[1])
-        flags = [1.0 if all(row) else 0.0 for row in zip(*missing, strict=True)]
-        return zip(*values, flags, strict=True)
+                block.append(value)
+                all_missing = False
+        block.append(1.0 if all_missing else 0.0)
+        return block
+
+    def row(self, user: Mapping, learned_cache: dict[str, tuple[float, float]]) -> tuple[float, ...]:
+        """FEATURE_NAMES values of one user. learned_cache: first name -> learned features, shared by
+        the rows of one batch (batches repeat first names)."""
+        name = _text(user.get("name"))
+        title, first_name = parse_name(name)
+        # A title given on its own wins over one written in the name.
+        title = normalize_title(_text(user.get("title"))) or title
+        if name:
+            length = len(name)
+        else:
+            given = user.get("name_length")
+            length = self.fill_values.get("name_length", 0.0) if _is_missing(given) else given
+        if not first_name:
+            learned = _NO_LEARNED
+        elif (learned := learned_cache.get(first_name)) is None:
+            learned = learned_cache[first_name] = _learned(
+                first_name, self.first_name_table, self.ngram_table
+            )
+        return (
+            1.0 if first_name else 0.0,
+            length,
+            _TITLE_SIGN[TITLES.get(title)],
+            *self._prior_features(first_name),
+            *learned,
+            *self._numeric_block(user, ("age",)),
+            # A company outside the training set is an unseen category: all zeros.
+            *_COMPANY_ONE_HOT.get(user.get("company"), _NO_COMPANY),
+            *self._numeric_block(user, TRAVEL_FIELDS),
+        )
+
+    def rows(self, users: Iterable[Mapping]) -> list[tuple[float, ...]]:
+        learned_cache: dict[str, tuple[float, float]] = {}
+        return [self.row(user, learned_cache) for user in users]
 
     def transform(self, columns: Columns) -> np.ndarray:
-        """The feature matrix: one row per user, one column per FEATURE_NAMES entry."""
-        rows = self.rows(columns)
-        return np.array(rows, dtype=float).reshape(len(rows), len(FEATURE_NAMES))  # reshape: for no rows
-
-    def rows(self, columns: Columns) -> list[tuple[float, ...]]:
-        """The same features as Python tuples, for scoring that needs no matrix (see pipeline)."""
-        n_rows = len(next(iter(columns.values()))) if columns else 0
-        companies = columns.get("company")
-        blocks = zip(
-            self._name_block(columns, n_rows),
-            self._numeric_block(columns, ("age",), n_rows),
-            itertools.repeat(_NO_COMPANY, n_rows) if companies is None else map(_company_one_hot, companies),
-            self._numeric_block(columns, TRAVEL_FIELDS, n_rows),
-            strict=True,
-        )
-        return [(*name, *age, *company, *travel) for name, age, company, travel in blocks]
+        """The feature matrix of a table: one row per user, one column per FEATURE_NAMES entry."""
+        return to_matrix(self.rows(column_records(columns)))
 
 
-def _company_one_hot(company: str | None) -> tuple[float, ...]:
-    # A company outside the training set is an unseen category: all zeros.
-    return _COMPANY_ONE_HOT.get(company, _NO_COMPANY)
+def to_matrix(rows: list[tuple[float, ...]]) -> np.ndarray:
+    return np.array(rows, dtype=float).reshape(len(rows), len(FEATURE_NAMES))  # reshape: for no rows
+
+
+def _learned(first_name: str, first_name_table: dict[str, float], ngram_table: dict[str, float]) -> tuple:
+    """(first-name log-odds, mean log-odds of its character n-grams), 0 where unseen in training."""
+    grams = [ngram_table[g] for g in char_ngrams(first_name) if g in ngram_table]
+    return first_name_table.get(first_name, 0.0), sum(grams) / len(grams) if grams else 0.0

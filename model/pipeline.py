@@ -5,7 +5,7 @@ import operator
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from model.features import Columns, FeatureBuilder, records_to_columns
+from model.features import Columns, FeatureBuilder, column_records, to_matrix
 
 CLASSES = ("male", "female")  # label 1 is female
 
@@ -27,17 +27,21 @@ class GenderPredictor:
         self.estimator = None if self._linear is not None else _single_threaded(estimator)
 
     def female_probability(self, columns: Columns) -> list[float]:
+        """P(female) of every user of a table."""
+        return self._score(self.features.rows(column_records(columns)))
+
+    def predict(self, records: Sequence[dict]) -> list[Prediction]:
+        """The likelier gender of every user (e.g. JSON instances), with its probability."""
+        female = self._score(self.features.rows(records))
+        return [Prediction("female", p) if p >= 0.5 else Prediction("male", 1.0 - p) for p in female]
+
+    def _score(self, rows: list[tuple[float, ...]]) -> list[float]:
         if self._linear is not None:
             # The estimator's predict_proba, folded into one dot product per row in plain Python:
             # no matrix, no numpy calls, whose fixed cost would dominate a one-row request.
             weights, bias = self._linear
-            rows = self.features.rows(columns)
             return [_logistic(sum(map(operator.mul, row, weights), bias)) for row in rows]
-        return self.estimator.predict_proba(self.features.transform(columns))[:, 1].tolist()
-
-    def predict(self, records: Sequence[dict]) -> list[Prediction]:
-        female = self.female_probability(records_to_columns(records))
-        return [Prediction("female", p) if p >= 0.5 else Prediction("male", 1.0 - p) for p in female]
+        return self.estimator.predict_proba(to_matrix(rows))[:, 1].tolist()
 
 
 def _single_threaded(estimator):

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from model.data import feature_columns
-from model.features import FEATURE_NAMES, FeatureBuilder, char_ngrams, records_to_columns, without_names
+from model.features import FEATURE_NAMES, FeatureBuilder, char_ngrams, to_matrix, without_names
 from model.names import parse_name
+from tests.fixtures.data import records_to_columns
 
 PRIOR = {"mary": (5.0, 12.0), "john": (-5.0, 12.0)}
 
@@ -37,19 +38,25 @@ def test_char_ngrams_mark_start_and_end():
 
 
 def test_record_and_table_rows_get_identical_features():
+    # A table marks a missing value with NaN or None; a JSON instance leaves the field out.
     frame = pd.DataFrame(
         {
-            "name": ["Mary Stone", "Zed Quux"],
-            "age": [33, 51],
-            "company": ["4You", "Nowhere Inc"],
-            "travel_count": [3.0, 0.0],
+            "name": ["Mary Stone", "Zed Quux", None],
+            "age": [33, np.nan, 40],
+            "company": ["4You", "Nowhere Inc", None],
+            "travel_count": [3.0, 0.0, np.nan],
+            "hotel_nights": [np.nan, 2.0, np.nan],
         }
     )
+    instances = [
+        {field: value for field, value in user.items() if value is not None and value == value}
+        for user in frame.to_dict("records")
+    ]
     builder = fitted_builder()
     from_table = builder.transform(feature_columns(frame))
-    from_records = builder.transform(records_to_columns(frame.to_dict("records")))
-    one_by_one = np.vstack([builder.transform(records_to_columns([r])) for r in frame.to_dict("records")])
-    np.testing.assert_array_equal(from_table, from_records)
+    from_instances = to_matrix(builder.rows(instances))  # what serving scores
+    one_by_one = np.vstack([to_matrix(builder.rows([instance])) for instance in instances])
+    np.testing.assert_array_equal(from_table, from_instances)
     np.testing.assert_array_equal(from_table, one_by_one)
 
 

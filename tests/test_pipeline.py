@@ -7,8 +7,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model.features import FeatureBuilder, records_to_columns
+from model.features import FeatureBuilder
 from model.pipeline import GenderPredictor
+from tests.fixtures.data import records_to_columns
 
 PRIOR = {"mary": (5.0, 12.0), "john": (-5.0, 12.0), "anna": (4.0, 10.0)}
 # Women travel more and men stay longer in hotels here, so the two counts pull in opposite directions.
