@@ -1,7 +1,7 @@
 """The Flask app: ``gunicorn --config python:service.gunicorn_conf "service.app:create_app()"``.
 
 The request path is kept lean on purpose: the body bytes go straight into a compiled pydantic
-validator, the predictor scores plain dicts with numpy, and the answer is dumped with orjson.
+validator, the predictor scores the validated dicts as they are, and the answer is dumped with orjson.
 """
 
 import json
@@ -11,7 +11,6 @@ from pathlib import Path
 from flask import Flask, Response, request
 from pydantic import ValidationError
 
-from model.pipeline import Prediction
 from service import errors, lifecycle, metrics
 from service.errors import JSON, ApiError, json_response
 from service.instrument import MODEL_VERSION_KEY, PREDICTED_KEY, Instrumented
@@ -35,10 +34,6 @@ def _rejection(exc: ValidationError, max_instances: int) -> ApiError:
     return ApiError(
         422, "invalid_request", "The request body does not match the schema.", errors.field_details(exc)
     )
-
-
-def _answer(prediction: Prediction, version: str) -> dict:
-    return {"gender": prediction.gender, "probability": prediction.probability, "model_version": version}
 
 
 def create_app(settings: ServiceSettings | None = None) -> Flask:
@@ -77,21 +72,17 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
             body = adapter.validate_json(request.get_data(cache=False))
         except ValidationError as exc:
             raise _rejection(exc, settings.max_instances) from None
+        batch = "instances" in body
+        predictions = model.predictor.predict(body["instances"] if batch else [body])
         version = model.version
-        environ = request.environ
-        environ[MODEL_VERSION_KEY] = version
-        if "instances" not in body:  # one user: the usual request, kept free of batch bookkeeping
-            [prediction] = model.predictor.predict([body])
-            metrics.count_predictions({prediction.gender: 1})
-            environ[PREDICTED_KEY] = prediction.gender
-            return json_response(_answer(prediction, version))
-        predictions = model.predictor.predict(body["instances"])
         counts = Counter(p.gender for p in predictions)
         metrics.count_predictions(counts)
-        environ[PREDICTED_KEY] = dict(counts)
-        return json_response(
-            {"predictions": [_answer(p, version) for p in predictions], "model_version": version}
-        )
+        request.environ[MODEL_VERSION_KEY] = version
+        request.environ[PREDICTED_KEY] = dict(counts) if batch else predictions[0].gender
+        answers = [
+            {"gender": p.gender, "probability": p.probability, "model_version": version} for p in predictions
+        ]
+        return json_response({"predictions": answers, "model_version": version} if batch else answers[0])
 
     @app.get("/healthz")
     def healthz() -> Response:
