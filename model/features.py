@@ -91,6 +91,10 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _names(columns: Columns, n_rows: int) -> list[str | None]:
+    return [_text(name) for name in columns.get("name", [None] * n_rows)]
+
+
 def _observed(columns: Columns, field: str, n_rows: int) -> np.ndarray:
     """A numeric field's values, NaN where missing or absent."""
     raw = columns.get(field)
@@ -122,12 +126,12 @@ def without_names(columns: Columns) -> dict[str, np.ndarray]:
     names = columns.get("name")
     if names is None:
         return dict(columns)
-    lengths = np.array([len(n) if isinstance(n, str) and n else np.nan for n in names])
+    lengths = np.array([len(name) if _text(name) else np.nan for name in names])
     return {**{k: v for k, v in columns.items() if k not in ("name", "title")}, "name_length": lengths}
 
 
 class FeatureBuilder:
-    """Turns columns into a dense float matrix (columns: FEATURE_NAMES).
+    """Turns users into FEATURE_NAMES values: row() for one, transform() for a table.
 
     Holds the SSA prior (fixed) and two tables learned from training labels: first-name and
     character n-gram log-odds. fit_transform cross-fits those tables so that the estimator
@@ -145,7 +149,7 @@ class FeatureBuilder:
 
     def fit(self, columns: Columns, labels: np.ndarray) -> "FeatureBuilder":
         n_rows = len(labels)
-        names = [_text(name) for name in columns.get("name", [None] * n_rows)]
+        names = _names(columns, n_rows)
         self.first_name_table, self.ngram_table = self._tables([parse_name(n)[1] for n in names], labels)
         self.fill_values = {}
         for field in NUMERIC_FIELDS:
@@ -170,7 +174,7 @@ class FeatureBuilder:
     def fit_transform(self, columns: Columns, labels: np.ndarray) -> np.ndarray:
         self.fit(columns, labels)
         features = self.transform(columns)
-        first_names = [parse_name(_text(name))[1] for name in columns.get("name", [None] * len(labels))]
+        first_names = [parse_name(name)[1] for name in _names(columns, len(labels))]
         folds = np.random.default_rng(self.seed).integers(0, CROSS_FIT_FOLDS, len(labels))
         for fold in range(CROSS_FIT_FOLDS):
             inside = folds == fold
