@@ -2,10 +2,10 @@
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from model.features import Columns, FeatureBuilder, column_records, to_matrix
+from model.features import FeatureBuilder, to_matrix
 
 CLASSES = ("male", "female")  # label 1 is female
 
@@ -16,7 +16,8 @@ class Prediction(NamedTuple):
 
 
 class GenderPredictor:
-    """Columns (or records) in, predictions out; training, batch scoring and serving all call this."""
+    """Users in (JSON instances, or a table's column_records), predictions out; batch scoring,
+    serving and the MLflow pyfunc all call this."""
 
     def __init__(self, features: FeatureBuilder, estimator, candidate: str):
         self.features = features
@@ -26,16 +27,13 @@ class GenderPredictor:
         # scikit-learn and SciPy, which roughly halves a serving worker's start-up and memory.
         self.estimator = None if self._linear is not None else _single_threaded(estimator)
 
-    def female_probability(self, columns: Columns) -> list[float]:
-        """P(female) of every user of a table."""
-        return self._score(self.features.rows(column_records(columns)))
-
-    def predict(self, records: Sequence[dict]) -> list[Prediction]:
-        """The likelier gender of every user (e.g. JSON instances), with its probability."""
-        female = self._score(self.features.rows(records))
+    def predict(self, users: Iterable[Mapping]) -> list[Prediction]:
+        """The likelier gender of every user, with its probability."""
+        female = self.female_probability(users)
         return [Prediction("female", p) if p >= 0.5 else Prediction("male", 1.0 - p) for p in female]
 
-    def _score(self, rows: list[tuple[float, ...]]) -> list[float]:
+    def female_probability(self, users: Iterable[Mapping]) -> list[float]:
+        rows = self.features.rows(users)
         if self._linear is not None:
             # The estimator's predict_proba, folded into one dot product per row in plain Python:
             # no matrix, no numpy calls, whose fixed cost would dominate a one-row request.

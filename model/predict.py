@@ -11,9 +11,9 @@ import pandas as pd
 
 from model import artifact
 from model.data import DataError, Dataset, feature_columns, load_dataset, travel_aggregates
+from model.features import column_records
 
-CHUNK_ROWS = 200_000  # bounds the memory of the feature matrices
-OUTPUT_COLUMNS = ("code", "predicted_gender", "probability", "model_version")
+CHUNK_ROWS = 200_000  # bounds the memory of the feature rows
 
 
 def score(dataset: Dataset, loaded: artifact.LoadedModel) -> pd.DataFrame:
@@ -21,16 +21,15 @@ def score(dataset: Dataset, loaded: artifact.LoadedModel) -> pd.DataFrame:
     users = dataset.users
     if dataset.hotels is not None or dataset.flights is not None:
         users = users.join(travel_aggregates(dataset), on="code")
-    female = np.empty(len(users))
+    predictions = []  # decided as the API decides: GenderPredictor.predict
     for start in range(0, len(users), CHUNK_ROWS):
-        chunk = users.iloc[start : start + CHUNK_ROWS]
-        female[start : start + len(chunk)] = loaded.predictor.female_probability(feature_columns(chunk))
-    is_female = female >= 0.5
+        chunk = feature_columns(users.iloc[start : start + CHUNK_ROWS])
+        predictions += loaded.predictor.predict(column_records(chunk))
     return pd.DataFrame(
         {
             "code": users["code"].to_numpy(),
-            "predicted_gender": np.where(is_female, "female", "male"),
-            "probability": np.round(np.where(is_female, female, 1.0 - female), 6),
+            "predicted_gender": [p.gender for p in predictions],
+            "probability": np.round([p.probability for p in predictions], 6),
             "model_version": loaded.version,
         }
     )

@@ -11,6 +11,7 @@ import pytest
 
 from model import artifact
 from model.data import feature_columns, load_users
+from model.features import column_records
 from tests.fixtures.data import CHECKOUT_DIR
 
 pytestmark = pytest.mark.slow
@@ -79,7 +80,7 @@ def test_missing_travel_fields_read_as_typical_not_as_zero(sample_model_dir):
 def test_dataframe_row_and_json_dict_get_the_same_probability(real_model, real_data_dir):
     predictor = artifact.load(real_model[0]).predictor
     users = load_users(real_data_dir / "users.csv").head(50)
-    from_table = predictor.female_probability(feature_columns(users))
+    from_table = predictor.female_probability(column_records(feature_columns(users)))
     from_json = [
         predictor.predict([json.loads(json.dumps(r))])[0]
         for r in users[["name", "age", "company"]].to_dict("records")

@@ -52,7 +52,7 @@ def fitted(estimator) -> tuple[GenderPredictor, np.ndarray]:
 )
 def test_predictor_scores_what_the_estimator_scores(estimator):
     predictor, expected = fitted(estimator)
-    female = predictor.female_probability(records_to_columns(REQUESTS))
+    female = predictor.female_probability(REQUESTS)
     np.testing.assert_allclose(female, expected, rtol=0, atol=1e-12)
     assert all(0.0 <= p <= 1.0 for p in female)
 
