@@ -5,13 +5,13 @@ Every call has a timeout; every wait on a container fails with that container's 
 
 import subprocess
 import time
-from pathlib import Path
 from typing import NoReturn
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.fixtures.data import CHECKOUT_DIR
+
 CALL_TIMEOUT_S = 120
 INFO_TIMEOUT_S = 10
 BASE_IMAGE_TIMEOUT_S = 900
@@ -72,12 +72,12 @@ def build_images(tag: str, base: str) -> None:
 
 
 def _run_logged(command: list[str], timeout: float, what: str) -> None:
-    log = ROOT / "reports" / f"docker-{what}.log"
+    log = CHECKOUT_DIR / "reports" / f"docker-{what}.log"
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as out:
         try:
             result = subprocess.run(
-                command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
+                command, cwd=CHECKOUT_DIR, stdout=out, stderr=subprocess.STDOUT, timeout=timeout, check=False
             )
         except subprocess.TimeoutExpired:
             pytest.fail(f"`{' '.join(command)}` did not finish within {timeout:.0f} s (log: {log})")

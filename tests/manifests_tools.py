@@ -7,14 +7,14 @@ with the application's, so they never enter .venv.
 import shutil
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "manifests"
-TOOLS_BIN = ROOT / ".tools" / "venv" / "bin"
+from tests.fixtures.data import CHECKOUT_DIR
+
+MANIFESTS = CHECKOUT_DIR / "manifests"
+TOOLS_BIN = CHECKOUT_DIR / ".tools" / "venv" / "bin"
 RENDER_TIMEOUT_S = 60
 TOOL_TIMEOUT_S = 300
 
@@ -22,8 +22,12 @@ TOOL_TIMEOUT_S = 300
 KUSTOMIZATIONS = [
     ".",
     "manifests/base",
-    *sorted(str(path.parent.relative_to(ROOT)) for path in MANIFESTS.glob("overlays/*/kustomization.yaml")),
-    *sorted(str(path.parent.relative_to(ROOT)) for path in MANIFESTS.glob("tests/*/kustomization.yaml")),
+    *sorted(
+        str(path.parent.relative_to(CHECKOUT_DIR)) for path in MANIFESTS.glob("overlays/*/kustomization.yaml")
+    ),
+    *sorted(
+        str(path.parent.relative_to(CHECKOUT_DIR)) for path in MANIFESTS.glob("tests/*/kustomization.yaml")
+    ),
 ]
 # What is actually deployed, and so must pass checkov (the base alone is never applied).
 DEPLOYABLE = [k for k in KUSTOMIZATIONS if k != "manifests/base"]
@@ -47,7 +51,7 @@ def kubectl() -> str:
 def render(kustomization: str) -> tuple[str, str]:
     """(stdout, stderr) of `kubectl kustomize`; a failed build fails the test with kustomize's message."""
     result = subprocess.run(
-        [kubectl(), "kustomize", str(ROOT / kustomization)],
+        [kubectl(), "kustomize", str(CHECKOUT_DIR / kustomization)],
         capture_output=True,
         text=True,
         timeout=RENDER_TIMEOUT_S,

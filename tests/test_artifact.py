@@ -12,6 +12,7 @@ import pytest
 
 from model import artifact
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.service import publish_copy
 
 # A writer that republishes the given model forever, for the kill test.
 PUBLISH_FOREVER = """
@@ -25,9 +26,8 @@ while True:
 
 @pytest.fixture
 def model_dir(tmp_path, sample_model_dir):
-    loaded = artifact.load(sample_model_dir)
     target = tmp_path / "models"
-    artifact.publish(loaded.predictor, {"source": "test"}, target)
+    publish_copy(sample_model_dir, target, source="test")
     return target
 
 

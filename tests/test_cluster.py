@@ -13,9 +13,9 @@ from ruamel.yaml import YAML
 
 from jobs.cluster import main
 from jobs.cluster_api import manual_job_name
+from tests.fixtures.data import CHECKOUT_DIR
 from tests.kube_stub import KubeStub, Permission, rollout
 
-CHECKOUT = Path(__file__).resolve().parent.parent
 NAMESPACE = "gender-classifier"
 FAST = ["--poll-interval", "0.05"]
 MANUAL_NAME = re.compile(r"gender-retrain-manual-\d{8}-\d{6}")
@@ -42,7 +42,7 @@ def run_cli(kubeconfig: Path, *argv: str) -> subprocess.CompletedProcess:
     }
     return subprocess.run(
         [sys.executable, "-m", "jobs.cluster", "--kubeconfig", str(kubeconfig), *argv],
-        cwd=CHECKOUT,
+        cwd=CHECKOUT_DIR,
         env=env,
         capture_output=True,
         text=True,
@@ -294,7 +294,7 @@ def test_promote_refuses_a_bad_registry_and_a_missing_file(overlay, tmp_path, ca
 def test_promoted_cloud_overlay_renders_the_release_everywhere(tmp_path):
     if shutil.which("kubectl") is None:
         pytest.fail("kubectl is needed to render the promoted overlay")
-    shutil.copytree(CHECKOUT / "manifests", tmp_path / "manifests")
+    shutil.copytree(CHECKOUT_DIR / "manifests", tmp_path / "manifests")
     overlay = tmp_path / "manifests" / "overlays" / "cloud"
     assert main(["promote", "--overlay", str(overlay), "--tag", "1.2.3", "--registry", "ghcr.io/acme"]) == 0
 
@@ -320,7 +320,7 @@ def rendered_base() -> list[dict]:
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is needed to render manifests/base")
     output = subprocess.run(
-        ["kubectl", "kustomize", str(CHECKOUT / "manifests" / "base")],
+        ["kubectl", "kustomize", str(CHECKOUT_DIR / "manifests" / "base")],
         capture_output=True,
         text=True,
         check=True,

@@ -17,7 +17,8 @@ import pytest
 from jobs.settings import BatchSettings, RetrainSettings
 from service.app import create_app
 from service.settings import ServiceSettings
-from tests.manifests_tools import ROOT, containers, load_objects, pod_templates, render
+from tests.fixtures.data import CHECKOUT_DIR
+from tests.manifests_tools import containers, load_objects, pod_templates, render
 
 # Read by jobs.tracking (MLflow's own variable, no prefix).
 TRACKING_VARIABLES = {"MLFLOW_TRACKING_URI"}
@@ -118,7 +119,7 @@ def test_probes_exist_on_the_port_gunicorn_binds(workloads):
 
 
 def test_commands_resolve_in_their_images(workloads):
-    groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
+    groups = tomllib.loads((CHECKOUT_DIR / "pyproject.toml").read_text())["dependency-groups"]
 
     def packages(group: str) -> set[str]:
         names = set()
@@ -133,7 +134,7 @@ def test_commands_resolve_in_their_images(workloads):
     for owner, _spec, container in workloads:
         image = container["image"].split(":")[0].rsplit("/", 1)[-1]
         group = IMAGE_GROUPS[image]
-        dockerfile = (ROOT / "docker" / f"{image.removeprefix('gender-')}.Dockerfile").read_text()
+        dockerfile = (CHECKOUT_DIR / "docker" / f"{image.removeprefix('gender-')}.Dockerfile").read_text()
         assert f"--group {group}" in dockerfile, f"{image} does not install the {group} group"
         command = container["command"]
         if command[:2] == ["python", "-m"]:

@@ -17,9 +17,10 @@ import pytest
 import requests
 
 from tests import images_docker as engine
+from tests.fixtures.data import CHECKOUT_DIR
 from tests.images_pods import configmaps, env_args, pods
 from tests.images_stack import Stack
-from tests.manifests_tools import ROOT, image_tag, load_objects, render
+from tests.manifests_tools import image_tag, load_objects, render
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -57,7 +58,7 @@ def rendered() -> list[dict]:
 def revision() -> str:
     """The commit being built (read before the build: others may commit to the checkout meanwhile)."""
     return subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["git", "rev-parse", "HEAD"], cwd=CHECKOUT_DIR, capture_output=True, text=True, check=True
     ).stdout.strip()
 
 
@@ -108,7 +109,7 @@ def test_api_image_carries_no_training_or_tracking_libraries(images):
 
 
 def test_images_carry_oci_labels_of_this_revision(images, revision):
-    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    version = tomllib.loads((CHECKOUT_DIR / "pyproject.toml").read_text())["project"]["version"]
     for name, image in images.items():
         labels = json.loads(
             engine.docker("image", "inspect", "--format", "{{json .Config.Labels}}", image).stdout
@@ -122,7 +123,7 @@ def test_images_carry_oci_labels_of_this_revision(images, revision):
 def test_images_fit_their_size_budgets(images):
     tag = image_tag(images["gender-api"])
     result = subprocess.run(
-        ["bash", "docker/image-sizes.sh", tag], cwd=ROOT, capture_output=True, text=True, check=False
+        ["bash", "docker/image-sizes.sh", tag], cwd=CHECKOUT_DIR, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

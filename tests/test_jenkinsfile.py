@@ -8,12 +8,12 @@ repository; parameters, timeouts, the approval and the credentials are checked b
 import re
 import shlex
 import subprocess
-from pathlib import Path
 
 import pytest
 
-CHECKOUT = Path(__file__).resolve().parent.parent
-JENKINSFILE = (CHECKOUT / "Jenkinsfile").read_text()
+from tests.fixtures.data import CHECKOUT_DIR
+
+JENKINSFILE = (CHECKOUT_DIR / "Jenkinsfile").read_text()
 REQUIRED_PARAMETERS = {"REGISTRY", "NAMESPACE", "SKIP_PROMOTION", "APPLY_DIRECTLY"}
 # The only shell step that is neither make nor a script here: the image tag of the checkout.
 ALLOWED_OTHER_COMMANDS = {"git rev-parse --short=12 HEAD"}
@@ -89,10 +89,10 @@ SHELL_STEPS = [command for body in [*STAGES.values(), JENKINSFILE] for command i
 def test_every_shell_step_is_a_make_target_or_a_script_of_the_repository(command):
     words = shlex.split(_expand(command, _pipeline_values()))
     if words[0] == "make":
-        result = subprocess.run(["make", "-n", *words[1:]], cwd=CHECKOUT, capture_output=True, text=True)
+        result = subprocess.run(["make", "-n", *words[1:]], cwd=CHECKOUT_DIR, capture_output=True, text=True)
         assert result.returncode == 0, f"`{command}`: {result.stderr}"
     elif "/" in words[0]:
-        script = CHECKOUT / words[0]
+        script = CHECKOUT_DIR / words[0]
         assert script.is_file(), f"`{command}`: no script {words[0]}"
         assert script.stat().st_mode & 0o111, f"{words[0]} is not executable"
     else:

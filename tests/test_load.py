@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from load.thresholds import RunTotals, Thresholds, breaches
+from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.service import free_port
 
-CHECKOUT = Path(__file__).resolve().parent.parent
-SMOKE = CHECKOUT / "load" / "smoke.sh"
+SMOKE = CHECKOUT_DIR / "load" / "smoke.sh"
 # -o venv: `make test` has made the venv already; a test must not reinstall it.
 MAKE_LOAD = ["make", "--no-print-directory", "-o", "venv", "load"]
 RUN_TIMEOUT_S = 120
@@ -33,7 +33,7 @@ def run_load(host: str, report_dir: Path, *, users: int, duration: str, **variab
     arguments = [f"HOST={host}", f"USERS={users}", f"DURATION={duration}", f"LOAD_REPORT_DIR={report_dir}"]
     arguments += [f"{name}={value}" for name, value in variables.items()]
     return subprocess.run(
-        [*MAKE_LOAD, *arguments], cwd=CHECKOUT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
+        [*MAKE_LOAD, *arguments], cwd=CHECKOUT_DIR, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
     )
 
 
@@ -217,7 +217,7 @@ def test_smoke_checks_the_api_through_a_port_forward_runs_the_command_and_ends_i
     env = install_kubectl(tmp_path, relay)
     run = subprocess.run(
         [str(SMOKE), "curl", "-fsS", f"http://127.0.0.1:{env['SMOKE_PORT']}/healthz"],
-        cwd=CHECKOUT,
+        cwd=CHECKOUT_DIR,
         env=env,
         capture_output=True,
         text=True,
@@ -239,7 +239,7 @@ def test_smoke_checks_the_api_through_a_port_forward_runs_the_command_and_ends_i
 
 def test_smoke_fails_fast_when_the_port_forward_ends(tmp_path):
     env = install_kubectl(tmp_path, KUBECTL_FAILING)
-    run = subprocess.run([str(SMOKE)], cwd=CHECKOUT, env=env, capture_output=True, text=True, timeout=30)
+    run = subprocess.run([str(SMOKE)], cwd=CHECKOUT_DIR, env=env, capture_output=True, text=True, timeout=30)
     assert run.returncode != 0
     assert 'services "gender-api" not found' in run.stderr
     assert "port-forward to svc/gender-api in namespace gender-classifier ended" in run.stderr

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.data import CHECKOUT_DIR
 from tests.manifests_tools import (
     DEPLOYABLE,
     KUSTOMIZATIONS,
     MANIFESTS,
-    ROOT,
     containers,
     find,
     image_tag,
@@ -87,10 +87,10 @@ def test_renders_without_warnings(kustomization):
 
 
 def test_kustomizations_use_only_current_fields():
-    files = [ROOT / "kustomization.yaml", *MANIFESTS.rglob("kustomization.yaml")]
+    files = [CHECKOUT_DIR / "kustomization.yaml", *MANIFESTS.rglob("kustomization.yaml")]
     for path in files:
         used = DEPRECATED_FIELDS & set(yaml.safe_load(path.read_text()))
-        assert not used, f"{path.relative_to(ROOT)} uses deprecated fields {used}"
+        assert not used, f"{path.relative_to(CHECKOUT_DIR)} uses deprecated fields {used}"
 
 
 @pytest.mark.parametrize("version", ["1.29.0", "newest"])
@@ -277,7 +277,7 @@ def test_probes_ports_and_graceful_shutdown(rendered):
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["startupProbe"]["httpGet"]["port"] == "http"
-    conf = (ROOT / "service" / "gunicorn_conf.py").read_text()
+    conf = (CHECKOUT_DIR / "service" / "gunicorn_conf.py").read_text()
     graceful = int(re.search(r"^GRACEFUL_TIMEOUT_S = (\d+)", conf, re.MULTILINE).group(1))
     assert (
         api["terminationGracePeriodSeconds"]

@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-CHECKOUT_DIR = Path(__file__).resolve().parents[2]
-REAL_DATA_DIR = CHECKOUT_DIR.parent / "shared" / "data" / "voyage"
+from tests.fixtures.data import CHECKOUT_DIR, REAL_DATA_DIR
+
 SCORED_USERS = 1_000_000
 TRAIN_BUDGET_S = 60.0
 PREDICT_MIN_ROWS_PER_S = 50_000
