@@ -214,6 +214,11 @@ def travel_aggregates(dataset: Dataset) -> pd.DataFrame:
     return out.fillna(0.0)
 
 
+def users_with_travel(dataset: Dataset) -> pd.DataFrame:
+    """users.csv with each user's travel aggregates (no columns added when there are no trip files)."""
+    return dataset.users.join(travel_aggregates(dataset), on="code")
+
+
 def feature_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """A table's prediction fields as columns, the input of the shared feature path."""
     return {field: frame[field].to_numpy() for field in frame.columns if field in INPUT_FIELDS}

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from model import artifact
-from model.data import DataError, Dataset, feature_columns, load_dataset, travel_aggregates
+from model.data import DataError, Dataset, feature_columns, load_dataset, users_with_travel
 from model.features import column_records
 
 CHUNK_ROWS = 200_000  # bounds the memory of the feature rows
@@ -18,9 +18,7 @@ CHUNK_ROWS = 200_000  # bounds the memory of the feature rows
 
 def score(dataset: Dataset, loaded: artifact.LoadedModel) -> pd.DataFrame:
     """One row per user, in input order: code, predicted gender, its probability, model version."""
-    users = dataset.users
-    if dataset.hotels is not None or dataset.flights is not None:
-        users = users.join(travel_aggregates(dataset), on="code")
+    users = users_with_travel(dataset)
     predictions = []  # decided as the API decides: GenderPredictor.predict
     for start in range(0, len(users), CHUNK_ROWS):
         chunk = feature_columns(users.iloc[start : start + CHUNK_ROWS])

@@ -13,7 +13,7 @@ import numpy as np
 
 from model import artifact
 from model.candidates import CANDIDATES, Candidate
-from model.data import DataError, Dataset, dataset_paths, feature_columns, load_dataset, travel_aggregates
+from model.data import DataError, Dataset, dataset_paths, feature_columns, load_dataset, users_with_travel
 from model.evaluate import PROTOCOLS, SELECTION_PROTOCOL, make_folds, metrics, out_of_fold_probabilities
 from model.evaluate import save_confusion_matrix as draw_confusion_matrix
 from model.features import FEATURE_NAMES, Columns, FeatureBuilder
@@ -45,7 +45,7 @@ class TrainingResult:
 
 
 def labelled_columns(dataset: Dataset) -> tuple[Columns, np.ndarray]:
-    users = dataset.users.join(travel_aggregates(dataset), on="code")
+    users = users_with_travel(dataset)
     labelled = users[users["gender"].isin(("male", "female"))]
     if labelled["gender"].nunique() < 2:
         raise DataError("users.csv", "training needs users labelled both male and female")
