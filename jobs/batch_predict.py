@@ -24,9 +24,7 @@ log = logging.getLogger("jobs.batch_predict")
 
 
 def batch_predict(settings: BatchSettings, users_csv: Path | None = None) -> dict:
-    uri = tracking.tracking_uri()
-    if uri:
-        tracking.connect(uri)
+    tracker = tracking.tracker()
     loaded = artifact.load(settings.model_dir)
     paths = {"users": users_csv, "hotels": None, "flights": None} if users_csv else settings.input_paths()
     dataset = load_dataset(paths["users"], paths["hotels"], paths["flights"])
@@ -50,8 +48,7 @@ def batch_predict(settings: BatchSettings, users_csv: Path | None = None) -> dic
         "female_share": float(counts.get("female", 0) / len(predictions)) if len(predictions) else 0.0,
         "mean_probability": float(predictions["probability"].mean()) if len(predictions) else 0.0,
     }
-    if uri:
-        tracking.log_batch(summary, loaded.version)
+    tracker.log_batch(summary, loaded.version)
     log.info("%s", json.dumps(summary))
     return summary
 

@@ -1,14 +1,14 @@
 """Retrain with a quality gate: what the initial training Job and the weekly CronJob run.
 
-Exit codes (jobs.entry): 0 promoted or kept (the gate's decision is in the log and in MLflow),
-1 another writer holds the model directory, 2 bad settings or data, or a tracking server that fails.
+The entrypoint that publishes models: model.train is the library it calls, with no gate of its own.
+Exit codes (model.exit_codes): OK when promoted or kept (the gate's decision is in the log and in
+MLflow), WRITER_BUSY, USAGE for bad settings, BAD_INPUT for refused data, TRACKING.
 """
 
 import json
 import logging
 import sys
 import tempfile
-from contextlib import nullcontext
 from pathlib import Path
 
 from jobs import entry, tracking
@@ -32,16 +32,14 @@ def champion_metadata(model_dir: Path) -> dict | None:
 
 def retrain(settings: RetrainSettings) -> dict:
     """Train, gate and maybe publish; returns the decision record that is also logged."""
-    uri = tracking.tracking_uri()
-    if uri:
-        tracking.connect(uri)
+    tracker = tracking.tracker()
     paths = settings.input_paths()
     log.info("training on %s", {name: str(path) for name, path in paths.items() if path})
     with artifact.writer_lock(settings.model_dir), tempfile.TemporaryDirectory() as scratch:
         result = train(paths)
         log.info("candidates:\n%s", summary_table(result))
         pictures = save_confusion_matrices(result, Path(scratch))
-        with tracking.training_run(result, pictures) if uri else nullcontext() as run_id:
+        with tracker.training_run(result, pictures) as run_id:
             champion = champion_metadata(settings.model_dir)
             decision = decide(result.metadata, champion, settings.gate_tolerance, settings.gate_floor)
             staged = artifact.stage(
@@ -51,13 +49,11 @@ def retrain(settings: RetrainSettings) -> dict:
                 tuple(pictures),
             )
             try:
-                registry_version = tracking.log_and_register(staged) if uri else None
-                if uri:
-                    tracking.record_decision(decision.promote, decision.reason, decision.champion_accuracy)
+                registry_version = tracker.log_and_register(staged)
+                tracker.record_decision(decision.promote, decision.reason, decision.champion_accuracy)
                 if decision.promote:
                     artifact.commit(staged, settings.keep_versions)
-                    if uri:
-                        tracking.move_champion(registry_version)
+                    tracker.move_champion(registry_version)
             finally:
                 if not decision.promote:
                     artifact.discard(staged)

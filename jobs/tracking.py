@@ -1,4 +1,5 @@
-"""MLflow tracking for the jobs, on only when MLFLOW_TRACKING_URI is set.
+"""MLflow tracking for the jobs: `tracker()` gives an MlflowTracker when MLFLOW_TRACKING_URI is set,
+and otherwise a NullTracker with the same methods, which records nothing.
 
 A configured server that cannot be reached fails the job after bounded retries, before any
 training, so that nothing untracked is ever promoted.
@@ -8,15 +9,13 @@ import logging
 import os
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 from mlflow import MlflowClient
-from mlflow.models import infer_signature
 
-from jobs.pyfunc_model import OUTPUT_COLUMNS
 from model import artifact
 from model.train import TrainingResult
 
@@ -36,10 +35,10 @@ CLIENT_ENV = {
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # the job logs its own run ids
 }
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
-# Ages as floats: requests may omit them, and an integer column cannot hold a missing value.
+# The README's examples: a user known only by age, company and name length, and a named one.
 INPUT_EXAMPLE = [
-    {"name": "Roy Braun", "age": 21.0, "company": "4You"},
-    {"name": "Wilma Mcinnis", "age": 48.0, "company": "Acme Factory"},
+    {"age": 30, "company": "4You", "name_length": 12},
+    {"name": "Wilma Mcinnis", "age": 48, "company": "Acme Factory"},
 ]
 
 log = logging.getLogger(__name__)
@@ -49,24 +48,11 @@ class TrackingError(RuntimeError):
     """The tracking server is configured but cannot be used."""
 
 
-def tracking_uri() -> str | None:
-    return os.environ.get("MLFLOW_TRACKING_URI") or None
-
-
-def connect(uri: str) -> None:
-    """Point MLflow at `uri` once its /health answers, retrying with backoff; TrackingError otherwise."""
-    for name, value in CLIENT_ENV.items():
-        os.environ.setdefault(name, value)
-    if uri.startswith(("http://", "https://")):
-        _wait_for_health(uri)
-    mlflow.set_tracking_uri(uri)
-
-
 def _wait_for_health(uri: str) -> None:
     wait = CONNECT_FIRST_WAIT_S
     for attempt in range(1, CONNECT_ATTEMPTS + 1):
         try:
-            # The scheme is http(s): connect() checked it.
+            # The scheme is http(s): the caller checked it.
             urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S).close()  # noqa: S310
             return
         except OSError as error:  # URLError and HTTPError included
@@ -82,14 +68,6 @@ def _wait_for_health(uri: str) -> None:
             wait *= 2
 
 
-def _log_candidates(result: TrainingResult) -> None:
-    for candidate in result.candidates:
-        with mlflow.start_run(run_name=candidate.name, nested=True):
-            mlflow.log_params({"candidate": candidate.name, **candidate.params})
-            mlflow.log_metrics(_flat_metrics(candidate.metrics))
-            mlflow.log_dict({"search": candidate.search}, "search.json")
-
-
 def _flat_metrics(by_protocol: dict[str, dict]) -> dict[str, float]:
     return {
         f"{protocol}_{name}": value
@@ -99,65 +77,111 @@ def _flat_metrics(by_protocol: dict[str, dict]) -> dict[str, float]:
     }
 
 
-@contextmanager
-def training_run(result: TrainingResult, pictures: list[Path]):
-    """A parent run holding everything about one training: params, metrics, data, candidates."""
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=f"retrain-{result.selected.name}") as run:
-        mlflow.log_params({"selected_candidate": result.selected.name, **result.selected.params})
-        mlflow.log_metrics(_flat_metrics(result.selected.metrics) | {"training_seconds": result.seconds})
-        mlflow.log_dict(result.metadata["data"], "data_fingerprint.json")
-        mlflow.set_tags(
-            {
-                f"data.{name}.sha256": d["sha256"]
-                for name, d in result.metadata["data"].items()
-                if isinstance(d, dict)
-            }
+class MlflowTracker:
+    """Runs, the registered model and its champion alias on the server at `uri`."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+
+    def connect(self) -> None:
+        """Point MLflow at the server once its /health answers, retrying with backoff; TrackingError
+        otherwise."""
+        for name, value in CLIENT_ENV.items():
+            os.environ.setdefault(name, value)
+        if self.uri.startswith(("http://", "https://")):
+            _wait_for_health(self.uri)
+        mlflow.set_tracking_uri(self.uri)
+
+    @contextmanager
+    def training_run(self, result: TrainingResult, pictures: list[Path]) -> Iterator[str]:
+        """A parent run holding everything about one training: params, metrics, data, candidates."""
+        mlflow.set_experiment(EXPERIMENT)
+        with mlflow.start_run(run_name=f"retrain-{result.selected.name}") as run:
+            mlflow.log_params({"selected_candidate": result.selected.name, **result.selected.params})
+            mlflow.log_metrics(_flat_metrics(result.selected.metrics) | {"training_seconds": result.seconds})
+            mlflow.log_dict(result.metadata["data"], "data_fingerprint.json")
+            mlflow.set_tags(
+                {
+                    f"data.{name}.sha256": d["sha256"]
+                    for name, d in result.metadata["data"].items()
+                    if isinstance(d, dict)
+                }
+            )
+            for picture in pictures:
+                mlflow.log_artifact(str(picture), "evaluation")
+            for candidate in result.candidates:
+                with mlflow.start_run(run_name=candidate.name, nested=True):
+                    mlflow.log_params({"candidate": candidate.name, **candidate.params})
+                    mlflow.log_metrics(_flat_metrics(candidate.metrics))
+                    mlflow.log_dict({"search": candidate.search}, "search.json")
+            yield run.info.run_id
+
+    def log_and_register(self, staged: artifact.StagedVersion) -> str:
+        """Log the staged version as a pyfunc model in the active run and register it.
+
+        Returns the registry version, tagged with our version id so the two can be matched.
+        """
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={"version_dir": str(staged.path)},
+            code_paths=[str(Path(artifact.__file__).parent)],
+            input_example=INPUT_EXAMPLE,
+            # The libraries the model was trained with, as model.json records them (not inferred:
+            # MLflow's inference would import and run the model in a subprocess).
+            pip_requirements=[f"{n}=={v}" for n, v in staged.metadata["libraries"].items() if n != "python"],
         )
-        for picture in pictures:
-            mlflow.log_artifact(str(picture), "evaluation")
-        _log_candidates(result)
-        yield run.info.run_id
+        registered = mlflow.register_model(
+            info.model_uri, REGISTERED_MODEL, tags={VERSION_TAG: staged.version}
+        )
+        mlflow.set_tag(VERSION_TAG, staged.version)
+        return registered.version
+
+    def record_decision(self, promote: bool, reason: str, champion_accuracy: float | None) -> None:
+        mlflow.set_tags({"gate.decision": "promoted" if promote else "refused", "gate.reason": reason})
+        mlflow.log_metric("gate_promoted", 1.0 if promote else 0.0)
+        if champion_accuracy is not None:
+            mlflow.log_metric("champion_grouped_accuracy", champion_accuracy)
+
+    def move_champion(self, registry_version: str) -> None:
+        MlflowClient().set_registered_model_alias(REGISTERED_MODEL, CHAMPION_ALIAS, registry_version)
+
+    def log_batch(self, summary: dict, model_version: str) -> None:
+        mlflow.set_experiment(BATCH_EXPERIMENT)
+        with mlflow.start_run(run_name=f"batch-{model_version}"):
+            mlflow.set_tag(VERSION_TAG, model_version)
+            mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, int | float)})
+            mlflow.log_dict(summary, "summary.json")
 
 
-def log_and_register(staged: artifact.StagedVersion) -> str:
-    """Log the staged version as a pyfunc model in the active run and register it.
+class NullTracker:
+    """The tracker when no server is configured: every call records nothing and returns None."""
 
-    Returns the registry version, tagged with our version id so the two can be matched.
-    """
-    loaded = artifact.load_version_dir(staged.path)
-    example = pd.DataFrame(INPUT_EXAMPLE)
-    output = pd.DataFrame(loaded.predictor.predict(INPUT_EXAMPLE), columns=OUTPUT_COLUMNS)
-    info = mlflow.pyfunc.log_model(
-        name="model",
-        python_model=str(PYFUNC_CODE),
-        artifacts={"version_dir": str(staged.path)},
-        code_paths=[str(Path(artifact.__file__).parent)],
-        signature=infer_signature(example, output),
-        input_example=example,
-        # The libraries the model was trained with, as model.json records them (not inferred:
-        # MLflow's inference would import and run the model in a subprocess).
-        pip_requirements=[f"{n}=={v}" for n, v in staged.metadata["libraries"].items() if n != "python"],
-    )
-    registered = mlflow.register_model(info.model_uri, REGISTERED_MODEL, tags={VERSION_TAG: staged.version})
-    mlflow.set_tag(VERSION_TAG, staged.version)
-    return registered.version
+    uri = None
 
+    def connect(self) -> None:
+        pass
 
-def record_decision(promote: bool, reason: str, champion_accuracy: float | None) -> None:
-    mlflow.set_tags({"gate.decision": "promoted" if promote else "refused", "gate.reason": reason})
-    mlflow.log_metric("gate_promoted", 1.0 if promote else 0.0)
-    if champion_accuracy is not None:
-        mlflow.log_metric("champion_grouped_accuracy", champion_accuracy)
+    @contextmanager
+    def training_run(self, result: TrainingResult, pictures: list[Path]) -> Iterator[None]:
+        yield None
+
+    def log_and_register(self, staged: artifact.StagedVersion) -> None:
+        return None
+
+    def record_decision(self, promote: bool, reason: str, champion_accuracy: float | None) -> None:
+        pass
+
+    def move_champion(self, registry_version: str | None) -> None:
+        pass
+
+    def log_batch(self, summary: dict, model_version: str) -> None:
+        pass
 
 
-def move_champion(registry_version: str) -> None:
-    MlflowClient().set_registered_model_alias(REGISTERED_MODEL, CHAMPION_ALIAS, registry_version)
-
-
-def log_batch(summary: dict, model_version: str) -> None:
-    mlflow.set_experiment(BATCH_EXPERIMENT)
-    with mlflow.start_run(run_name=f"batch-{model_version}"):
-        mlflow.set_tag(VERSION_TAG, model_version)
-        mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, int | float)})
-        mlflow.log_dict(summary, "summary.json")
+def tracker() -> MlflowTracker | NullTracker:
+    """The tracker MLFLOW_TRACKING_URI asks for, connected (MLflow's own variable, as its client reads it)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    chosen = MlflowTracker(uri) if uri else NullTracker()
+    chosen.connect()
+    return chosen

@@ -7,12 +7,11 @@ are checked against load/thresholds.toml; any breach is logged and makes Locust 
 
 Custom arguments (also as environment variables):
   --users-csv / LOCUST_USERS_CSV    users.csv (code, company, name, gender, age) to draw
-                                    requests from; by default a small sample is generated
-                                    with `python -m model.sample_data`.
+                                    requests from; by default a small sample of users and
+                                    their trips is generated with `python -m model.sample_data`.
   --thresholds / LOCUST_THRESHOLDS  the thresholds file (default load/thresholds.toml).
 """
 
-import csv
 import functools
 import json
 import logging
@@ -27,6 +26,9 @@ from locust import FastHttpUser, between, events, task
 from locust.runners import WorkerRunner
 
 from load.thresholds import DEFAULT_PATH, RunTotals, Thresholds, breaches
+from model.contract import FIELD_BY_NAME, TRAVEL_FIELDS
+from model.data import feature_columns, load_dataset, users_with_travel
+from model.features import column_records
 
 CHECKOUT_DIR = Path(__file__).resolve().parent.parent
 PREDICT_PATH = "/predict_gender"
@@ -37,7 +39,7 @@ SAMPLE_SEED = 7
 BATCH_SIZE_RANGE = (10, 100)
 # Share of instances that carry travel aggregates (the rest are name/age/company only).
 TRAVEL_SHARE = 0.5
-FLIGHT_CLASSES = ("share_economic", "share_premium", "share_firstclass")
+AGE_LIMIT = FIELD_BY_NAME["age"].maximum
 
 log = logging.getLogger("load")
 
@@ -55,7 +57,9 @@ INVALID_REQUESTS = {
     "invalid: unknown field": InvalidRequest(
         json.dumps({"name": "Ana Souza", "shoe_size": 38}).encode(), JSON, 422
     ),
-    "invalid: age 500": InvalidRequest(json.dumps({"name": "Ana Souza", "age": 500}).encode(), JSON, 422),
+    "invalid: age out of range": InvalidRequest(
+        json.dumps({"name": "Ana Souza", "age": AGE_LIMIT + 1}).encode(), JSON, 422
+    ),
     "invalid: wrong content type": InvalidRequest(b"name=Ana+Souza&age=31", "text/plain", 415),
 }
 
@@ -73,48 +77,28 @@ def _add_arguments(parser):
     )
 
 
-def read_profiles(users_csv: Path) -> list[dict]:
-    """Request bodies (name, age, company) from a users CSV; empty cells are left out, as a client would."""
-    with open(users_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    profiles = []
-    for row in rows:
-        profile = {"name": row.get("name"), "company": row.get("company"), "age": row.get("age")}
-        profile = {key: value for key, value in profile.items() if value}
-        if "age" in profile:
-            profile["age"] = int(float(profile["age"]))
-        profiles.append(profile)
+def read_profiles(
+    users_csv: Path, hotels_csv: Path | None = None, flights_csv: Path | None = None
+) -> list[dict]:
+    """Request bodies: each user's input-contract fields (with travel aggregates when trips are given),
+    read and validated by the project's own loaders; missing values are left out, as a client would."""
+    users = users_with_travel(load_dataset(users_csv, hotels_csv, flights_csv))
+    profiles = [
+        {field: value for field, value in user.items() if value == value}  # value != value: NaN
+        for user in column_records(feature_columns(users))
+    ]
     if not profiles:
         raise ValueError(f"{users_csv}: no users")
     return profiles
 
 
 def sample_profiles() -> list[dict]:
-    """Generate a small users.csv with the project's own sample-data generator."""
+    """Generate users and their trips with the project's own sample-data generator."""
     with tempfile.TemporaryDirectory(prefix="gender-load-") as out:
         command = [sys.executable, "-m", "model.sample_data", "--out", out]
-        command += ["--users", str(SAMPLE_USERS), "--seed", str(SAMPLE_SEED), "--users-only"]
+        command += ["--users", str(SAMPLE_USERS), "--seed", str(SAMPLE_SEED)]
         subprocess.run(command, cwd=CHECKOUT_DIR, check=True, stdout=subprocess.DEVNULL)
-        return read_profiles(Path(out) / "users.csv")
-
-
-def travel_aggregates() -> dict:
-    """Plausible travel history of a frequent flyer (the ranges of the platform's data)."""
-    count = random.randint(1, 40)
-    avg_price = round(random.uniform(300, 1750), 2)
-    weights = [random.random() for _ in FLIGHT_CLASSES]
-    shares = {
-        name: round(weight / sum(weights), 3) for name, weight in zip(FLIGHT_CLASSES, weights, strict=True)
-    }
-    return {
-        "travel_count": count,
-        "avg_flight_price": avg_price,
-        "total_flight_spend": round(count * avg_price, 2),
-        "avg_distance": round(random.uniform(170, 940), 1),
-        **shares,
-        "hotel_nights": random.randint(0, 4 * count),
-        "avg_hotel_spend": round(random.uniform(60, 320), 2),
-    }
+        return read_profiles(*(Path(out) / f"{name}.csv" for name in ("users", "hotels", "flights")))
 
 
 def json_body(response) -> dict:
@@ -143,10 +127,10 @@ class PredictUser(FastHttpUser):
     profiles: ClassVar[list[dict]] = []
 
     def instance(self) -> dict:
-        profile = dict(random.choice(self.profiles))
+        profile = random.choice(self.profiles)
         if random.random() < TRAVEL_SHARE:
-            profile.update(travel_aggregates())
-        return profile
+            return profile
+        return {field: value for field, value in profile.items() if field not in TRAVEL_FIELDS}
 
     def _post_json(self, body, name: str):
         return self.client.post(PREDICT_PATH, json=body, name=name, catch_response=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from model.features import AGE_RANGE, INPUT_FIELDS, MAX_NAME_CHARS
+from model import contract
 
 GENDERS = ("male", "female", "none")
 FLIGHT_TYPES = ("economic", "premium", "firstClass")
@@ -26,13 +26,19 @@ class Column:
     choices: tuple[str, ...] | None = None
     max_chars: int | None = None
 
+    @classmethod
+    def of(cls, field: contract.Field, kind: str) -> "Column":
+        """A users.csv column that holds an input field, with the contract's bounds."""
+        return cls(field.name, kind, field.minimum, field.maximum, max_chars=field.max_length)
+
 
 USERS_COLUMNS = (
     Column("code", "int", minimum=0),
-    Column("company", "text"),
-    Column("name", "text", max_chars=MAX_NAME_CHARS),
+    Column.of(contract.FIELD_BY_NAME["company"], "text"),
+    Column.of(contract.FIELD_BY_NAME["name"], "text"),
     Column("gender", "text", choices=GENDERS),
-    Column("age", "int", *AGE_RANGE),
+    # Whole years in the file; the contract also takes fractional ages.
+    Column.of(contract.FIELD_BY_NAME["age"], "int"),
 )
 HOTELS_COLUMNS = (
     Column("travelCode", "int", minimum=0),
@@ -221,4 +227,4 @@ def users_with_travel(dataset: Dataset) -> pd.DataFrame:
 
 def feature_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """A table's prediction fields as columns, the input of the shared feature path."""
-    return {field: frame[field].to_numpy() for field in frame.columns if field in INPUT_FIELDS}
+    return {field: frame[field].to_numpy() for field in frame.columns if field in contract.FIELD_BY_NAME}

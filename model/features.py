@@ -1,11 +1,11 @@
 """Features, one code path for training and serving: FeatureBuilder.row().
 
-A user is a mapping of any subset of INPUT_FIELDS (absent, None or NaN where a value is
-missing): a JSON instance as it is, a table row through column_records(). row() turns one user
-into a tuple of Python floats; transform() converts the rows of a table to a matrix with one
-numpy call. Most of the work is per user anyway (names, dictionary lookups), and a request is
-one user: numpy calls per feature would cost far more than the arithmetic they do. Only numpy
-on this path: the API image has no pandas.
+A user is a mapping of any subset of the input contract's fields (model.contract; absent, None
+or NaN where a value is missing): a JSON instance as it is, a table row through column_records().
+row() turns one user into a tuple of Python floats; transform() converts the rows of a table to
+a matrix with one numpy call. Most of the work is per user anyway (names, dictionary lookups),
+and a request is one user: numpy calls per feature would cost far more than the arithmetic they
+do. Only numpy on this path: the API image has no pandas.
 """
 
 import math
@@ -14,31 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from model.contract import KNOWN_COMPANIES, NUMERIC_FIELDS, TRAVEL_FIELDS
 from model.names import TITLES, normalize_title, parse_name
 
-# Bounds that file validation (model.data) and request validation (service.schema) share.
-MAX_NAME_CHARS = 200
-AGE_RANGE = (0, 120)
-KNOWN_COMPANIES = ("4You", "Acme Factory", "Wonka Company", "Monsters CYA", "Umbrella LTDA")
-TRAVEL_FIELDS = (
-    "travel_count",
-    "avg_flight_price",
-    "total_flight_spend",
-    "avg_distance",
-    "share_economic",
-    "share_premium",
-    "share_firstclass",
-    "hotel_nights",
-    "avg_hotel_spend",
-)
-INPUT_FIELDS: dict[str, type] = {
-    "name": str,
-    "title": str,
-    "age": float,
-    "company": str,
-    "name_length": int,
-    **{field: int if field in ("travel_count", "hotel_nights") else float for field in TRAVEL_FIELDS},
-}
 # A row is four blocks, in this order (see transform).
 NAME_FEATURES = (
     "has_name",
@@ -54,7 +32,6 @@ AGE_FEATURES = ("age", "age_missing")
 COMPANY_FEATURES = tuple(f"company={company}" for company in KNOWN_COMPANIES)
 TRAVEL_FEATURES = (*TRAVEL_FIELDS, "travel_missing")
 FEATURE_NAMES = (*NAME_FEATURES, *AGE_FEATURES, *COMPANY_FEATURES, *TRAVEL_FEATURES)
-NUMERIC_FIELDS = ("age", "name_length", *TRAVEL_FIELDS)
 NGRAM_SIZES = (2, 3, 4)
 # Laplace-style pseudo-counts: how much evidence a first name or n-gram needs to count.
 NAME_SMOOTHING = 2.0

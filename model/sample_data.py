@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from model.contract import KNOWN_COMPANIES
 from model.data import DATE_FORMAT, FLIGHT_TYPES
-from model.features import KNOWN_COMPANIES
 from model.names import ssa_name_counts
 
 DEFAULT_USERS = 1340
 DEFAULT_SEED = 42
 FIRST_NAMES_PER_SEX = 600
 UNLABELLED_SHARE = 1 / 3
-AGE_RANGE = (21, 65)
+AGES = (21, 65)  # the real data's range, inside the contract's bounds
 TRAVELS_PER_USER = 12  # Poisson mean of round trips per user
 HOTEL_SHARE = 0.6  # share of round trips that include a hotel stay
 FIRST_DATE = pd.Timestamp("2019-09-26")
@@ -130,7 +130,7 @@ def generate_users(n_users: int, rng: np.random.Generator) -> pd.DataFrame:
             "company": rng.choice(KNOWN_COMPANIES, size=n_users),
             "name": [f"{first} {last}" for first, last in zip(names, surnames, strict=True)],
             "gender": gender,
-            "age": rng.integers(AGE_RANGE[0], AGE_RANGE[1] + 1, size=n_users),
+            "age": rng.integers(AGES[0], AGES[1] + 1, size=n_users),
         }
     )
 

@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from model.contract import UNKNOWN_COMPANY_NOTE
 from service import schema
 
 REF = "#/components/schemas/{model}"
@@ -35,7 +36,7 @@ def openapi_document(request: TypeAdapter) -> dict[str, Any]:
         "description": (
             'Send one user object, or `{"instances": [...]}`. All fields are optional but at least one is '
             'required; unknown fields are rejected; types are strict (no `"30"` for 30, no NaN). '
-            + schema.UNKNOWN_COMPANY_NOTE
+            + UNKNOWN_COMPANY_NOTE
         ),
         "requestBody": {"required": True, "content": {"application/json": {"schema": schema_of(request)}}},
         "responses": {

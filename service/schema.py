@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -19,60 +18,21 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from model.features import AGE_RANGE, MAX_NAME_CHARS
-
-MAX_TITLE_LENGTH = 20
-MAX_COMPANY_LENGTH = 100
-# Bounds keep values inside what float64 arithmetic in the model handles without overflow.
-MAX_COUNT = 1_000_000
-MAX_AMOUNT = 1e9
+from model import contract
 
 STRICT = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
-UNKNOWN_COMPANY_NOTE = (
-    "A company outside the training set is accepted and scored as an unseen category "
-    "(the model falls back to the other features)."
+# One user: every field of the input contract, each optional.
+UserFeatures = TypedDict(
+    "UserFeatures",
+    {field.name: contract.annotated_type(field) for field in contract.FIELDS},
+    total=False,
 )
-
-
-def _whole_number(value: Any) -> Any:
-    # JSON Schema counts 12.0 as an integer; accept it as 12. Strings and 12.5 still fail as not integers.
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-Amount = Annotated[float, Field(ge=0, le=MAX_AMOUNT)]
-# Bounds before the validator, so that they reach the JSON schema as minimum and maximum.
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT), BeforeValidator(_whole_number)]
-Share = Annotated[float, Field(ge=0, le=1)]
-
-
-class UserFeatures(TypedDict, total=False):
-    """One user. Every field is optional (omit what you do not know, `null` is not accepted),
-    but at least one must be given."""
-
-    __pydantic_config__ = ConfigDict(**STRICT, json_schema_extra={"minProperties": 1})
-
-    name: Annotated[
-        str,
-        Field(min_length=1, max_length=MAX_NAME_CHARS, description="'First Last', optionally with a title"),
-    ]
-    title: Annotated[
-        str, Field(min_length=1, max_length=MAX_TITLE_LENGTH, description="Mr, Mrs, Ms, Miss, Dr, Prof...")
-    ]
-    age: Annotated[float, Field(ge=AGE_RANGE[0], le=AGE_RANGE[1])]
-    company: Annotated[
-        str, Field(min_length=1, max_length=MAX_COMPANY_LENGTH, description=UNKNOWN_COMPANY_NOTE)
-    ]
-    name_length: Annotated[int, Field(ge=1, le=MAX_NAME_CHARS), BeforeValidator(_whole_number)]
-    travel_count: Count
-    avg_flight_price: Amount
-    total_flight_spend: Amount
-    avg_distance: Amount
-    share_economic: Share
-    share_premium: Share
-    share_firstclass: Share
-    hotel_nights: Count
-    avg_hotel_spend: Amount
+UserFeatures.__doc__ = (
+    "One user. Every field is optional (omit what you do not know, `null` is not accepted), "
+    "but at least one must be given."
+)
+UserFeatures.__pydantic_config__ = ConfigDict(**STRICT, json_schema_extra={"minProperties": 1})
 
 
 def _at_least_one_field(user: dict) -> dict:

@@ -4,12 +4,16 @@ MLflow up -> retrain -> service ready -> prediction -> a retrain on degraded dat
 the gate -> batch_predict writes its file -> the registry's champion is the served version.
 """
 
+import contextlib
 import csv
 import os
 import random
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
+import mlflow
 import pytest
 import requests
 from mlflow import MlflowClient
@@ -17,9 +21,28 @@ from mlflow import MlflowClient
 from jobs import tracking
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.service import free_port
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.slow
 STACK_TIMEOUT_S = 420
+SERVE_START_S = 120
+ORIGINAL_EXAMPLE = {"age": 30, "company": "4You", "name_length": 12}
+FULL_USER = {
+    "name": "Mrs Wilma Mcinnis",
+    "title": "Mrs",
+    "age": 48.5,
+    "company": "Acme Factory",
+    "name_length": 17,
+    "travel_count": 12,
+    "avg_flight_price": 950.25,
+    "total_flight_spend": 22806.0,
+    "avg_distance": 640.5,
+    "share_economic": 0.5,
+    "share_premium": 0.25,
+    "share_firstclass": 0.25,
+    "hotel_nights": 20,
+    "avg_hotel_spend": 410.0,
+}
 
 
 def degrade(source, target):
@@ -109,3 +132,53 @@ def test_local_stack_end_to_end(stack, tmp_path):
     assert runs[0].data.metrics["gate_promoted"] == 0.0
     batch_runs = client.search_runs([client.get_experiment_by_name(tracking.BATCH_EXPERIMENT).experiment_id])
     assert batch_runs[0].data.metrics["rows"] == len(predictions)
+
+    # The registered champion under MLflow's own tools answers as the API does, and refuses as it does.
+    champion_uri = f"models:/{tracking.REGISTERED_MODEL}@{tracking.CHAMPION_ALIAS}"
+    users = [ORIGINAL_EXAMPLE, FULL_USER]
+    api_answers = requests.post(f"{api}/predict_gender", json={"instances": users}, timeout=10).json()
+    expected = [p["probability"] for p in api_answers["predictions"]]
+    mlflow.set_tracking_uri(mlflow_url)
+    in_process = mlflow.pyfunc.load_model(champion_uri).predict(users)
+    assert [p.probability for p in in_process] == pytest.approx(expected, abs=1e-9)
+    with serve_model(champion_uri, mlflow_url, tmp_path / "serve.log") as invocations:
+        served = requests.post(invocations, json={"inputs": users}, timeout=30)
+        assert served.status_code == 200, served.text
+        answers = served.json()["predictions"]
+        assert [p["gender"] for p in answers] == [p["gender"] for p in api_answers["predictions"]]
+        assert [p["probability"] for p in answers] == pytest.approx(expected, abs=1e-9)
+        for refused in ({"age": 30, "shoe_size": 38}, {"age": 500}, {"age": "30"}):
+            answer = requests.post(invocations, json={"inputs": [refused]}, timeout=30)
+            assert answer.status_code == 400, (refused, answer.text)
+            assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+@contextlib.contextmanager
+def serve_model(model_uri: str, tracking_uri: str, log_path):
+    """`mlflow models serve` in this environment; yields its /invocations URL."""
+    port = free_port()
+    bin_dir = Path(sys.executable).parent  # the scoring server starts uvicorn from PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    command = [str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(
+                f"mlflow models serve exited with {server.returncode}:\n{log_path.read_text()}"
+            )
+        try:
+            return requests.get(f"{base}/ping", timeout=2).status_code == 200
+        except requests.RequestException:  # not listening yet
+            return False
+
+    try:
+        wait_until(ready, SERVE_START_S, 0.5, lambda: f"{base}/ping not ready:\n{log_path.read_text()}")
+        yield f"{base}/invocations"
+    finally:
+        server.terminate()
+        server.wait(30)
