@@ -2,8 +2,9 @@
 
 `python -m jobs.cluster {run-training,wait-ready,promote} --help` for the options. Configuration:
 in-cluster in a pod, else kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config); namespace from
-GENDER_NAMESPACE or --namespace. Exit codes: 0 success, 1 the Job or rollout failed, 2 timeout,
-API or input error. Messages go to stderr; stdout carries only the pods' logs (and promote's summary).
+GENDER_NAMESPACE or --namespace. Exit codes (model.exit_codes): OK, FAILED (the Job or rollout
+failed), TIMEOUT, CLUSTER (the API or its configuration), BAD_INPUT (an overlay), USAGE.
+Messages go to stderr; stdout carries only the pods' logs (and promote's summary).
 promote edits the overlay's `images:` (and its version label) by a ruamel.yaml round-trip, keeping
 comments, order and quoting.
 """
@@ -21,7 +22,8 @@ from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from jobs.cluster_api import EXIT_ERROR, EXIT_OK, ClusterError, load_api_client, run_training, say, wait_ready
+from jobs.cluster_api import ClusterError, load_api_client, run_training, say, wait_ready
+from model.exit_codes import ExitCode
 from model.settings import GenderSettings, SettingsError
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # names that also fit the job-name label
@@ -55,7 +57,8 @@ def kustomization_file(overlay: Path) -> Path:
     for name in KUSTOMIZATION_FILES:
         if (overlay / name).is_file():
             return overlay / name
-    raise ClusterError(f"no kustomization file ({', '.join(KUSTOMIZATION_FILES)}) found in {overlay}")
+    files = ", ".join(KUSTOMIZATION_FILES)
+    raise ClusterError(f"no kustomization file ({files}) found in {overlay}", ExitCode.BAD_INPUT)
 
 
 def new_name(registry: str | None, image: str) -> str | None:
@@ -63,7 +66,8 @@ def new_name(registry: str | None, image: str) -> str | None:
         return None
     name = f"{registry.rstrip('/')}/{image}"
     if not REPOSITORY.fullmatch(name):
-        raise ClusterError(f"--registry {registry!r} does not give a valid image name ({name!r})")
+        message = f"--registry {registry!r} does not give a valid image name ({name!r})"
+        raise ClusterError(message, ExitCode.USAGE)
     return name
 
 
@@ -97,14 +101,14 @@ def promote(overlay: Path, tag: str, registry: str | None) -> None:
     try:
         document, indent, offset = load_yaml_guess_indent(path.read_text(), yaml=yaml)
     except (OSError, UnicodeDecodeError, YAMLError) as exc:
-        raise ClusterError(f"cannot read {path}: {exc}") from exc
+        raise ClusterError(f"cannot read {path}: {exc}", ExitCode.BAD_INPUT) from exc
     if not isinstance(document, CommentedMap):
-        raise ClusterError(f"{path} is not a kustomization (expected a YAML mapping)")
+        raise ClusterError(f"{path} is not a kustomization (expected a YAML mapping)", ExitCode.BAD_INPUT)
     if document.get("images") is None:  # absent, or an empty `images:`
         document["images"] = CommentedSeq()
     images = document["images"]
     if not isinstance(images, CommentedSeq):
-        raise ClusterError(f"{path}: 'images' must be a list")
+        raise ClusterError(f"{path}: 'images' must be a list", ExitCode.BAD_INPUT)
     entries = {entry.get("name"): entry for entry in images if isinstance(entry, CommentedMap)}
     for image in IMAGES:
         entry = entries.get(image, CommentedMap(name=image))
@@ -129,7 +133,7 @@ def promote(overlay: Path, tag: str, registry: str | None) -> None:
             yaml.dump(document, stream)
         os.replace(temporary, path)  # atomic: a failed write never leaves half a kustomization
     except OSError as exc:
-        raise ClusterError(f"cannot write {path}: {exc}") from exc
+        raise ClusterError(f"cannot write {path}: {exc}", ExitCode.BAD_INPUT) from exc
 
 
 class ClusterSettings(GenderSettings):
@@ -140,7 +144,7 @@ def settings_namespace() -> str:
     try:
         return ClusterSettings.from_env().namespace
     except SettingsError as exc:
-        raise ClusterError(str(exc)) from None
+        raise ClusterError(str(exc), ExitCode.USAGE) from None
 
 
 def dns_label(value: str) -> str:
@@ -199,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "promote":
             promote(args.overlay, args.tag, args.registry)
-            return EXIT_OK
+            return ExitCode.OK
         namespace = args.namespace or settings_namespace()
         with load_api_client(args.kubeconfig) as api:
             if args.command == "run-training":
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             return wait_ready(api, namespace, args.deployment, args.timeout, args.poll_interval)
     except ClusterError as exc:
         say(f"error: {exc}")
-        return EXIT_ERROR
+        return exc.code
 
 
 if __name__ == "__main__":

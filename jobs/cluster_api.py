@@ -16,7 +16,8 @@ import yaml  # PyYAML, which the kubernetes client parses kubeconfig files with
 from kubernetes import client, config
 from pydantic import ValidationError
 
-EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
+from model.exit_codes import ExitCode
+
 REQUEST_TIMEOUT_S = 30.0
 MANUAL_ANNOTATION = "cronjob.kubernetes.io/instantiate"  # what kubectl create job --from sets
 JOB_NAME_LABEL = "job-name"  # set by the Job controller on its pods
@@ -24,7 +25,12 @@ LOGGED_PHASES = ("Running", "Succeeded", "Failed")  # a Pending pod has no log y
 
 
 class ClusterError(Exception):
-    """An API call, the configuration or an input failed; the message says which and why."""
+    """An API call, the configuration or an input failed; the message says which and why, and `code`
+    is the exit code of its kind."""
+
+    def __init__(self, message: str, code: ExitCode = ExitCode.CLUSTER):
+        super().__init__(message)
+        self.code = code
 
 
 def say(message: str) -> None:
@@ -183,15 +189,15 @@ def run_training(
             return None
         if condition.type == "Complete":
             say(f"Job {name} completed ({job_counts(status)})")
-            return EXIT_OK
+            return ExitCode.OK
         say(f"Job {name} failed: {condition.reason}: {condition.message} ({job_counts(status)})")
-        return EXIT_FAILED
+        return ExitCode.FAILED
 
     outcome = poll_until(time.monotonic() + timeout_s, poll_s, check)
     if outcome is None:
         counts = job_counts(last.get("status"))
         say(f"Job {name} did not finish within {timeout_s:g}s ({counts}); it keeps running in the cluster")
-        return EXIT_ERROR
+        return ExitCode.TIMEOUT
     return outcome
 
 
@@ -227,14 +233,14 @@ def wait_ready(api: client.ApiClient, namespace: str, name: str, timeout_s: floa
             done, message = rollout_status(deployment)
         except ClusterError as exc:
             say(str(exc))
-            return EXIT_FAILED
+            return ExitCode.FAILED
         if message != last["message"]:
             say(message)
             last["message"] = message
-        return EXIT_OK if done else None
+        return ExitCode.OK if done else None
 
     outcome = poll_until(time.monotonic() + timeout_s, poll_s, check)
     if outcome is None:
         say(f'Deployment "{name}" not rolled out within {timeout_s:g}s: {last["message"]}')
-        return EXIT_ERROR
+        return ExitCode.TIMEOUT
     return outcome

@@ -11,6 +11,7 @@ import pandas as pd
 
 from model import artifact
 from model.data import DataError, Dataset, feature_columns, load_dataset, users_with_travel
+from model.exit_codes import ExitCode
 from model.features import column_records
 
 CHUNK_ROWS = 200_000  # bounds the memory of the feature rows
@@ -64,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         loaded = artifact.load(args.model_dir)
         predictions = score(load_dataset(args.input, args.hotels, args.flights), loaded)
         write_atomically(predictions, args.output)
-    except (DataError, artifact.ArtifactError) as error:
+    except DataError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
+    except artifact.ArtifactError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitCode.NO_MODEL
     print(f"scored {len(predictions)} users with model {loaded.version} into {args.output}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

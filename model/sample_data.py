@@ -13,6 +13,7 @@ import pandas as pd
 
 from model.contract import KNOWN_COMPANIES
 from model.data import DATE_FORMAT, FLIGHT_TYPES
+from model.exit_codes import ExitCode
 from model.names import ssa_name_counts
 
 DEFAULT_USERS = 1340
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--users must be at least 1")
     write_sample(args.out, args.users, args.seed, trips=not args.users_only)
     print(f"wrote sample data for {args.users} users to {args.out}")
-    return 0
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

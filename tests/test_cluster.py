@@ -13,6 +13,7 @@ from ruamel.yaml import YAML
 
 from jobs.cluster import main
 from jobs.cluster_api import manual_job_name
+from model.exit_codes import ExitCode
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.kube_stub import KubeStub, Permission, rollout
 
@@ -86,10 +87,10 @@ def test_run_training_creates_the_job_kubectl_would_and_streams_its_logs(stub, k
     ) in stub.requests
 
 
-def test_run_training_exits_1_when_the_job_fails(stub, kubeconfig, capsys):
+def test_run_training_exits_failed_when_the_job_fails(stub, kubeconfig, capsys):
     stub.job_outcome = "fail"
 
-    assert cli(kubeconfig, "run-training", "--job-name", "retrain-now", *FAST) == 1
+    assert cli(kubeconfig, "run-training", "--job-name", "retrain-now", *FAST) == ExitCode.FAILED
 
     out, err = capsys.readouterr()
     assert out.endswith("published model\n")
@@ -97,12 +98,12 @@ def test_run_training_exits_1_when_the_job_fails(stub, kubeconfig, capsys):
     assert "failed=1" in err
 
 
-def test_run_training_exits_2_on_timeout_with_the_logs_so_far(stub, kubeconfig):
+def test_run_training_exits_timeout_with_the_logs_so_far(stub, kubeconfig):
     stub.job_outcome = "hang"
 
     result = run_cli(kubeconfig, "run-training", "--job-name", "retrain-hang", "--timeout", "0.5", *FAST)
 
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.TIMEOUT
     assert result.stdout == "loading users.csv\ntraining candidate\n"
     assert "Job retrain-hang did not finish within 0.5s (active=1, succeeded=0, failed=0)" in result.stderr
 
@@ -110,7 +111,7 @@ def test_run_training_exits_2_on_timeout_with_the_logs_so_far(stub, kubeconfig):
 def test_run_training_names_a_missing_cronjob(stub, kubeconfig):
     result = run_cli(kubeconfig, "run-training", "--cronjob", "gender-nothing")
 
-    assert result.returncode == 2
+    assert result.returncode == ExitCode.CLUSTER
     assert "reading CronJob gender-nothing in namespace gender-classifier failed: HTTP 404" in result.stderr
     assert 'cronjobs.batch "gender-nothing" not found' in result.stderr
     assert "Traceback" not in result.stderr
@@ -120,7 +121,7 @@ def test_run_training_names_a_missing_cronjob(stub, kubeconfig):
 def test_run_training_refuses_an_existing_job_name(stub, kubeconfig, capsys):
     assert cli(kubeconfig, "run-training", "--job-name", "retrain-once", "--timeout", "5", *FAST) == 0
 
-    assert cli(kubeconfig, "run-training", "--job-name", "retrain-once", *FAST) == 2
+    assert cli(kubeconfig, "run-training", "--job-name", "retrain-once", *FAST) == ExitCode.CLUSTER
     assert (
         "creating Job retrain-once in namespace gender-classifier failed: HTTP 409" in capsys.readouterr().err
     )
@@ -132,7 +133,7 @@ def test_namespace_comes_from_settings_and_the_flag_overrides_it(stub, kubeconfi
     main(["--kubeconfig", str(kubeconfig), "--namespace", "prod", "wait-ready", "--timeout", "1", *FAST])
     monkeypatch.setenv("GENDER_NAMESPACE", "Not_A_Namespace")
 
-    assert cli(kubeconfig, "wait-ready") == 2
+    assert cli(kubeconfig, "wait-ready") == ExitCode.USAGE
     assert "invalid settings: GENDER_NAMESPACE='Not_A_Namespace'" in capsys.readouterr().err
     namespaces = [path.split("/")[5] for _, path in stub.requests]
     assert namespaces == ["staging", "prod"]
@@ -144,7 +145,7 @@ def test_an_unreadable_kubeconfig_is_reported(tmp_path, content, capsys):
     if content is not None:
         path.write_text(content)
 
-    assert main(["--kubeconfig", str(path), "wait-ready"]) == 2
+    assert main(["--kubeconfig", str(path), "wait-ready"]) == ExitCode.CLUSTER
     assert f"cannot load the Kubernetes configuration from the kubeconfig {path}" in capsys.readouterr().err
 
 
@@ -174,7 +175,7 @@ def test_wait_ready_times_out_on_a_stuck_rollout(stub, kubeconfig, capsys):
     deployment, statuses = rollout("gender-api", NAMESPACE)
     stub.deployments["gender-api"] = (deployment, statuses[1:2])
 
-    assert cli(kubeconfig, "wait-ready", "--timeout", "0.3", *FAST) == 2
+    assert cli(kubeconfig, "wait-ready", "--timeout", "0.3", *FAST) == ExitCode.TIMEOUT
     assert "not rolled out within 0.3s: 1 out of 2 new replicas have been updated" in capsys.readouterr().err
 
 
@@ -192,12 +193,12 @@ def test_wait_ready_fails_when_the_progress_deadline_passed(stub, kubeconfig, ca
     }
     stub.deployments["gender-api"] = (deployment, [stuck])
 
-    assert cli(kubeconfig, "wait-ready", *FAST) == 1
+    assert cli(kubeconfig, "wait-ready", *FAST) == ExitCode.FAILED
     assert 'Deployment "gender-api" exceeded its progress deadline' in capsys.readouterr().err
 
 
 def test_wait_ready_names_a_missing_deployment(stub, kubeconfig, capsys):
-    assert cli(kubeconfig, "wait-ready", "--deployment", "gender-nope") == 2
+    assert cli(kubeconfig, "wait-ready", "--deployment", "gender-nope") == ExitCode.CLUSTER
     assert 'deployments.apps "gender-nope" not found' in capsys.readouterr().err
 
 
@@ -272,15 +273,18 @@ def test_promote_refuses_an_invalid_tag(overlay, tag, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["promote", "--overlay", str(overlay), f"--tag={tag}"])
 
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == ExitCode.USAGE
     assert "is not a valid image tag" in capsys.readouterr().err
     assert (overlay / "kustomization.yaml").read_text() == KUSTOMIZATION
 
 
 def test_promote_refuses_a_bad_registry_and_a_missing_file(overlay, tmp_path, capsys):
-    assert main(["promote", "--overlay", str(overlay), "--tag", "1", "--registry", "Bad Registry"]) == 2
+    assert (
+        main(["promote", "--overlay", str(overlay), "--tag", "1", "--registry", "Bad Registry"])
+        == ExitCode.USAGE
+    )
     missing = tmp_path / "absent"
-    assert main(["promote", "--overlay", str(missing), "--tag", "1"]) == 2
+    assert main(["promote", "--overlay", str(missing), "--tag", "1"]) == ExitCode.BAD_INPUT
 
     err = capsys.readouterr().err
     assert "--registry 'Bad Registry' does not give a valid image name" in err

@@ -5,10 +5,11 @@ import sys
 
 import pytest
 
-from jobs import entry, tracking
 from jobs import retrain as retrain_job
+from jobs import tracking
 from jobs.gate import decide
 from model import artifact
+from model.exit_codes import ExitCode
 from tests.fixtures.data import CHECKOUT_DIR
 
 
@@ -67,10 +68,19 @@ def test_retrain_without_tracking_publishes_and_batch_scores_the_unlabelled(tmp_
     assert latest[1].endswith(version)
 
 
+def test_without_a_tracking_uri_the_tracker_records_nothing(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracker = tracking.tracker()
+    assert isinstance(tracker, tracking.NullTracker)
+    with tracker.training_run(result=None, pictures=[]) as run_id:
+        assert run_id is None
+    assert tracker.log_and_register(staged=None) is None
+
+
 def test_second_writer_is_refused_while_the_lock_is_held(tmp_path, sample_data_dir):
     with artifact.writer_lock(tmp_path / "models"):
         done = run_job("jobs.retrain", job_env(tmp_path, sample_data_dir))
-    assert done.returncode == entry.EXIT_BUSY
+    assert done.returncode == ExitCode.WRITER_BUSY
     assert "being written by another process" in done.stdout
     assert artifact.current_version(tmp_path / "models") is None
 
@@ -79,7 +89,7 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path, sample_data
     monkeypatch.setattr(tracking, "CONNECT_FIRST_WAIT_S", 0.01)
     for name, value in job_env(tmp_path, sample_data_dir, MLFLOW_TRACKING_URI="http://127.0.0.1:9").items():
         monkeypatch.setenv(name, value)
-    assert retrain_job.main() == entry.EXIT_FAILED
+    assert retrain_job.main() == ExitCode.TRACKING
     out = capsys.readouterr().out
     assert "MLflow tracking server http://127.0.0.1:9 is unreachable after 5 attempts" in out
     assert "Traceback" not in out
@@ -88,7 +98,7 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path, sample_data
 
 def test_batch_without_a_model_says_so(tmp_path, sample_data_dir):
     done = run_job("jobs.batch_predict", job_env(tmp_path, sample_data_dir))
-    assert done.returncode == 2
+    assert done.returncode == ExitCode.NO_MODEL
     assert "no model has been published" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
 
@@ -99,6 +109,6 @@ def test_batch_without_a_model_says_so(tmp_path, sample_data_dir):
 )
 def test_a_bad_setting_is_named_without_a_traceback(tmp_path, sample_data_dir, module, variable, value):
     done = run_job(module, job_env(tmp_path, sample_data_dir, **{variable: value}))
-    assert done.returncode == 2
+    assert done.returncode == ExitCode.USAGE
     assert f"{module}: invalid settings: {variable}='{value}'" in done.stderr
     assert "Traceback" not in done.stderr
