@@ -29,9 +29,9 @@ test: lint ## Lint, then every test (the README's test command)
 
 SAMPLE_DIR := var/sample-data
 
-train: venv ## Train and publish to var/models, on generated sample data or DATA_DIR=dir (users.csv [hotels.csv] [flights.csv])
+train: venv ## Retrain through the quality gate into var/models, untracked: sample data, or DATA_DIR=dir (users.csv [hotels.csv] [flights.csv])
 	$(if $(DATA_DIR),,$(BIN)/python -m model.sample_data --out $(SAMPLE_DIR))
-	$(BIN)/python -m model.train --data-dir $(or $(DATA_DIR),$(SAMPLE_DIR)) --model-dir var/models
+	GENDER_DATA_DIR=$(or $(DATA_DIR),$(SAMPLE_DIR)) MLFLOW_TRACKING_URI= $(BIN)/python -m jobs.retrain
 
 up: venv ## The local stack: MLflow on :5500, retrain on sample data (or DATA_DIR=...), the API on 127.0.0.1:5000
 	scripts/stack.sh up

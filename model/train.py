@@ -1,9 +1,10 @@
-"""Train, evaluate and publish: `python -m model.train --users PATH ... --model-dir DIR`."""
+"""Train and evaluate: train() loads the data, evaluates every candidate and refits the selected one.
 
-import argparse
+A library, not an entrypoint: `python -m jobs.retrain` trains through it and publishes only what
+passes the quality gate.
+"""
+
 import platform
-import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata as package_metadata
@@ -13,7 +14,7 @@ import numpy as np
 
 from model import artifact
 from model.candidates import CANDIDATES, Candidate
-from model.data import DataError, Dataset, dataset_paths, feature_columns, load_dataset, users_with_travel
+from model.data import DataError, Dataset, feature_columns, load_dataset, users_with_travel
 from model.evaluate import PROTOCOLS, SELECTION_PROTOCOL, make_folds, metrics, out_of_fold_probabilities
 from model.evaluate import save_confusion_matrix as draw_confusion_matrix
 from model.features import FEATURE_NAMES, Columns, FeatureBuilder
@@ -153,49 +154,3 @@ def save_confusion_matrices(result: TrainingResult, out_dir: Path) -> list[Path]
         )
         for protocol in PROTOCOLS
     ]
-
-
-def input_paths(args: argparse.Namespace) -> dict[str, Path | None]:
-    if args.data_dir is not None:
-        return dataset_paths(args.data_dir)
-    return {"users": args.users, "hotels": args.hotels, "flights": args.flights}
-
-
-def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--users", type=Path, help="users.csv (code, company, name, gender, age)")
-    source.add_argument(
-        "--data-dir", type=Path, help="directory with users.csv and optional hotels.csv, flights.csv"
-    )
-    parser.add_argument("--hotels", type=Path, help="hotels.csv (optional)")
-    parser.add_argument("--flights", type=Path, help="flights.csv (optional)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m model.train", description="Train, evaluate and publish a model."
-    )
-    add_input_arguments(parser)
-    parser.add_argument("--model-dir", type=Path, required=True, help="model directory to publish into")
-    parser.add_argument(
-        "--keep", type=int, default=artifact.DEFAULT_KEEP, help="versions to keep (default %(default)s)"
-    )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default %(default)s)")
-    args = parser.parse_args(argv)
-    try:
-        result = train(input_paths(args), args.seed)
-        with tempfile.TemporaryDirectory() as scratch:
-            pictures = save_confusion_matrices(result, Path(scratch))
-            version = artifact.publish(
-                result.predictor, result.metadata, args.model_dir, args.keep, tuple(pictures)
-            )
-    except (DataError, artifact.ArtifactError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(summary_table(result))
-    print(f"published model version {version} to {args.model_dir}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from model.data import DataError, load_dataset, load_users, travel_aggregates
+from model.exit_codes import ExitCode
+from tests.fixtures.models import retrain
 
 USERS_HEADER = "code,company,name,gender,age\n"
 GOOD_USERS = (
@@ -139,14 +141,10 @@ def test_generated_data_is_deterministic_and_realistic(tmp_path, sample_data_dir
     assert set(dataset.hotels["travelCode"]) <= set(dataset.flights["travelCode"])
 
 
-def test_cli_refuses_a_bad_file_without_traceback(tmp_path):
+def test_retrain_refuses_a_bad_file_without_traceback(tmp_path):
     users = write(tmp_path, "users.csv", USERS_HEADER + "0,4You,Roy Braun,male,abc")
-    done = subprocess.run(
-        [sys.executable, "-m", "model.train", "--users", str(users), "--model-dir", str(tmp_path / "m")],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2
-    assert "Traceback" not in done.stderr
-    assert f"error: {users}, row 1 (line 2), column 'age': not an integer: 'abc'" in done.stderr
+    done = retrain(tmp_path, tmp_path / "m")
+    assert done.returncode == ExitCode.BAD_INPUT
+    assert "Traceback" not in done.stdout + done.stderr
+    assert f"{users}, row 1 (line 2), column 'age': not an integer: 'abc'" in done.stdout
     assert not (tmp_path / "m" / "current").exists()

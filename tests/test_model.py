@@ -36,7 +36,7 @@ def test_real_data_meets_the_accuracy_targets(real_model):
         assert set(scores) >= {"accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"}
         assert sum(map(sum, scores["confusion_matrix"])) == metadata["data"]["labelled_users"] == 900
     assert set(metadata["candidates"]) == {"logistic_regression", "random_forest", "xgboost"}
-    assert "grouped acc" in stdout and "published model version" in stdout
+    assert "grouped acc" in stdout and '"decision": "promoted"' in stdout
 
 
 def test_metadata_records_what_reproduces_the_model(real_model, real_data_dir):
