@@ -24,7 +24,7 @@ class GenderPredictor:
         self.candidate = candidate
         self._linear = _linear_form(estimator)
         # A linear model is kept as its weights alone: unpickling it then needs numpy only, not
-        # scikit-learn and SciPy, which roughly halves a serving worker's start-up and memory.
+        # scikit-learn and SciPy, so a serving worker starts sooner and holds less memory.
         self.estimator = None if self._linear is not None else _single_threaded(estimator)
 
     def predict(self, users: Iterable[Mapping]) -> list[Prediction]:
