@@ -26,7 +26,7 @@ RUN_TIMEOUT_S = 120
 LIMITS = dict(max_failure_ratio=0.01, max_p95_ms=200.0, max_p99_ms=500.0, min_rps=10.0)
 IMPOSSIBLE_LIMITS = "max_failure_ratio = 0\nmax_p95_ms = 0\nmax_p99_ms = 0\nmin_rps = 1000000\n"
 INVALID_PREFIX = "invalid: "
-USERS_CSV = "code,company,name,gender,age\n0,Acme Factory,Maria Silva,female,34\n1,4You,John Smith,male,\n"
+USERS_CSV = "code,company,name,gender,age\n0,Acme Factory,Maria Silva,female,34\n1,4You,John Smith,male,41\n"
 
 
 def run_load(host: str, report_dir: Path, *, users: int, duration: str, **variables: str):
