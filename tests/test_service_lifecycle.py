@@ -16,7 +16,8 @@ import requests
 
 from model.artifact import CURRENT, MODEL_FILE, VERSIONS, current_version
 from tests.fixtures.service import publish_copy, wait_for
-from tests.test_service_api import ORIGINAL_EXAMPLE, metric_value
+from tests.support.metrics import sample_value
+from tests.test_service_api import ORIGINAL_EXAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +151,7 @@ def test_a_tampered_version_is_refused_once_and_the_old_model_keeps_serving(
 
     def refused() -> float:
         text = requests.get(f"{server.url}/metrics").text
-        return metric_value(text, "gender_api_model_loads_total", outcome="refused")
+        return sample_value(text, "gender_api_model_loads_total", outcome="refused")
 
     deadline = time.monotonic() + 10
     while refused() < WORKERS and time.monotonic() < deadline:
