@@ -4,13 +4,13 @@ Every call has a timeout; every wait on a container fails with that container's 
 """
 
 import subprocess
-import time
 from typing import NoReturn
 
 import pytest
 import requests
 
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.support.polling import wait_until
 
 CALL_TIMEOUT_S = 120
 INFO_TIMEOUT_S = 10
@@ -128,17 +128,25 @@ def published_url(container: str, port: int) -> str:
 
 def wait_http(container: str, url: str, timeout: float) -> requests.Response:
     """Poll GET url until it answers 2xx, as a kubelet httpGet probe; fails early if the container exits."""
-    deadline = time.monotonic() + timeout
     last = "no answer yet"
-    while time.monotonic() < deadline:
+
+    def answered() -> requests.Response | None:
+        nonlocal last
         if not running(container):
             fail_with_logs(container, f"{container} exited while waiting for {url} ({last})")
         try:
             response = requests.get(url, timeout=HTTP_TIMEOUT_S)
-            if response.ok:
-                return response
-            last = f"HTTP {response.status_code}: {response.text[:200]}"
         except requests.RequestException as exc:
             last = type(exc).__name__
-        time.sleep(POLL_S)
-    fail_with_logs(container, f"{url} did not answer 2xx within {timeout:.0f} s ({last})")
+            return None
+        if response.ok:
+            return response
+        last = f"HTTP {response.status_code}: {response.text[:200]}"
+        return None
+
+    return wait_until(
+        answered,
+        timeout,
+        POLL_S,
+        lambda: f"{url} did not answer 2xx within {timeout:.0f} s ({last})\n{logs(container)}",
+    )

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from model import artifact
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.service import publish_copy
+from tests.support.polling import wait_until
 
 # A writer that republishes the given model forever, for the kill test.
 PUBLISH_FOREVER = """
@@ -22,6 +24,7 @@ loaded = artifact.load(sys.argv[1])
 while True:
     artifact.publish(loaded.predictor, {"source": "kill-test"}, sys.argv[2], keep=3)
 """
+WRITER_START_TIMEOUT_S = 30
 
 
 @pytest.fixture
@@ -81,6 +84,18 @@ def test_lock_excludes_a_second_writer(model_dir):
         pass
 
 
+def wait_for_first_publish(writer: subprocess.Popen, model_dir: Path) -> None:
+    """Wait until the writer has made a new version current: past its start-up, inside its publish loop."""
+    before = artifact.current_version(model_dir)
+
+    def published() -> bool:
+        if writer.poll() is not None:
+            raise AssertionError(f"the writer exited with {writer.returncode} before publishing")
+        return artifact.current_version(model_dir) != before
+
+    wait_until(published, WRITER_START_TIMEOUT_S, 0.01, "the writer published nothing")
+
+
 def test_killed_writer_never_exposes_a_partial_model(model_dir):
     """SIGKILL a writer at random moments while a reader keeps loading `current`."""
     errors: list[str] = []
@@ -103,7 +118,8 @@ def test_killed_writer_never_exposes_a_partial_model(model_dir):
             writer = subprocess.Popen(
                 [sys.executable, "-c", PUBLISH_FOREVER, str(model_dir), str(model_dir)], cwd=CHECKOUT_DIR
             )
-            time.sleep(1.0 + 0.13 * attempt)  # past start-up, then a different point in the cycle each time
+            wait_for_first_publish(writer, model_dir)
+            time.sleep(0.13 * attempt)  # then a different point in the publish cycle each time
             writer.send_signal(signal.SIGKILL)
             writer.wait()
             assert artifact.load(model_dir).metadata["sha256"]

@@ -7,6 +7,7 @@ import requests
 
 from model.contract import FIELD_BY_NAME, FIELD_NAMES, KNOWN_COMPANIES
 from service.settings import ServiceSettings
+from tests.support.metrics import sample_value
 
 pytestmark = pytest.mark.slow
 
@@ -228,13 +229,6 @@ def test_request_id_is_echoed_or_generated(live_service):
     assert injected.headers["X-Request-ID"] not in ("a b\tc" * 100, "")
 
 
-def metric_value(text: str, name: str, **labels: str) -> float:
-    """The sample of `name` with exactly these labels, 0 if absent."""
-    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    line_start = f"{name}{{{wanted}}} " if labels else f"{name} "
-    return next((float(line.split()[-1]) for line in text.splitlines() if line.startswith(line_start)), 0.0)
-
-
 def test_metrics_count_requests_of_every_worker(live_service, version):
     before = requests.get(f"{live_service}/metrics").text
     # Fresh connections spread over both workers; the exposition must sum them all.
@@ -244,20 +238,20 @@ def test_metrics_count_requests_of_every_worker(live_service, version):
     after = requests.get(f"{live_service}/metrics").text
     ok = {"endpoint": "/predict_gender", "status": "200"}
     total = "gender_api_requests_total"
-    assert metric_value(after, total, **ok) - metric_value(before, total, **ok) == sent
+    assert sample_value(after, total, **ok) - sample_value(before, total, **ok) == sent
     rejected = {"endpoint": "/predict_gender", "status": "422"}
-    assert metric_value(after, total, **rejected) - metric_value(before, total, **rejected) == 1
+    assert sample_value(after, total, **rejected) - sample_value(before, total, **rejected) == 1
     predictions = "gender_api_predictions_total"
     assert (
-        metric_value(after, predictions, gender=genders[0])
-        - metric_value(before, predictions, gender=genders[0])
+        sample_value(after, predictions, gender=genders[0])
+        - sample_value(before, predictions, gender=genders[0])
         == sent
     )
     assert (
-        metric_value(after, "gender_api_request_duration_seconds_count", endpoint="/predict_gender") >= sent
+        sample_value(after, "gender_api_request_duration_seconds_count", endpoint="/predict_gender") >= sent
     )
-    assert metric_value(after, "gender_api_model_info", version=version) == 1
-    assert metric_value(after, "gender_api_model_loads_total", outcome="loaded") == DEFAULTS.workers
+    assert sample_value(after, "gender_api_model_info", version=version) == 1
+    assert sample_value(after, "gender_api_model_loads_total", outcome="loaded") == DEFAULTS.workers
 
 
 def test_metrics_count_a_batch_by_predicted_class(live_service):
@@ -268,7 +262,7 @@ def test_metrics_count_a_batch_by_predicted_class(live_service):
     genders = [item["gender"] for item in answer.json()["predictions"]]
     assert set(genders) == {"female", "male"}
     for gender in ("female", "male"):
-        counted = metric_value(after, "gender_api_predictions_total", gender=gender) - metric_value(
+        counted = sample_value(after, "gender_api_predictions_total", gender=gender) - sample_value(
             before, "gender_api_predictions_total", gender=gender
         )
         assert counted == genders.count(gender)

@@ -16,7 +16,9 @@ import requests
 
 from model.artifact import CURRENT, MODEL_FILE, VERSIONS, current_version
 from tests.fixtures.service import publish_copy, wait_for
-from tests.test_service_api import ORIGINAL_EXAMPLE, metric_value
+from tests.support.metrics import sample_value
+from tests.support.polling import wait_until
+from tests.test_service_api import ORIGINAL_EXAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -97,6 +99,9 @@ def test_twenty_versions_swap_in_under_load_without_a_failed_request(
             agree = all(p["model_version"] == answer["model_version"] for p in answer.get("predictions", []))
             seen.append((response.status_code, answer.get("model_version"), agree))
 
+    def recently_seen() -> set[str | None]:
+        return {version for _, version, _ in seen[-20:]}
+
     clients = [
         threading.Thread(target=client, args=(body,)) for body in (ORIGINAL_EXAMPLE, batch, ORIGINAL_EXAMPLE)
     ]
@@ -106,9 +111,12 @@ def test_twenty_versions_swap_in_under_load_without_a_failed_request(
         for _ in range(PUBLISHED_VERSIONS):
             published.append(publish_copy(sample_model_dir, model_dir))
             time.sleep(3 * FAST_RELOAD_S)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and {v for _, v, _ in seen[-20:]} != {published[-1]}:
-            time.sleep(FAST_RELOAD_S)
+        wait_until(
+            lambda: recently_seen() == {published[-1]},
+            5,
+            FAST_RELOAD_S,
+            lambda: f"the clients still see {recently_seen()}, not only {published[-1]}",
+        )
     finally:
         stop.set()
         for thread in clients:
@@ -150,11 +158,11 @@ def test_a_tampered_version_is_refused_once_and_the_old_model_keeps_serving(
 
     def refused() -> float:
         text = requests.get(f"{server.url}/metrics").text
-        return metric_value(text, "gender_api_model_loads_total", outcome="refused")
+        return sample_value(text, "gender_api_model_loads_total", outcome="refused")
 
-    deadline = time.monotonic() + 10
-    while refused() < WORKERS and time.monotonic() < deadline:
-        time.sleep(FAST_RELOAD_S)
+    wait_until(
+        lambda: refused() >= WORKERS, 10, FAST_RELOAD_S, lambda: f"{refused()} of {WORKERS} workers refused"
+    )
     assert refused() == WORKERS  # each worker checked it once
     time.sleep(10 * FAST_RELOAD_S)
     assert refused() == WORKERS, "a refused version is remembered, not retried every interval"
@@ -168,12 +176,16 @@ def test_a_tampered_version_is_refused_once_and_the_old_model_keeps_serving(
     assert refusals and refusals[0]["model_version"] == bad and "sha256" in refusals[0]["reason"]
 
     recovered = publish_copy(sample_model_dir, model_dir)
-    deadline = time.monotonic() + 5
-    while (
-        requests.get(f"{server.url}/version").json()["version"] != recovered and time.monotonic() < deadline
-    ):
-        time.sleep(FAST_RELOAD_S)
-    assert requests.get(f"{server.url}/version").json()["version"] == recovered
+
+    def serving() -> str:
+        return requests.get(f"{server.url}/version").json()["version"]
+
+    wait_until(
+        lambda: serving() == recovered,
+        5,
+        FAST_RELOAD_S,
+        lambda: f"still serving {serving()}, not the new good version {recovered}",
+    )
 
 
 class PartialRequest:
@@ -226,14 +238,14 @@ def test_sigterm_lets_in_flight_requests_finish_and_turns_readiness_off(
     loaders = [threading.Thread(target=load) for _ in range(2)]
     for thread in loaders:
         thread.start()
-    time.sleep(0.5)
+    wait_until(lambda: statuses, 10, 0.01, "the load got no answer before SIGTERM")
     readiness = PartialRequest(server.url, "GET", "/readyz")
     prediction = PartialRequest(server.url, "POST", "/predict_gender", json.dumps(ORIGINAL_EXAMPLE).encode())
     time.sleep(0.3)  # both accepted by a worker and being read
 
     sigterm_at.append(time.monotonic())
     server.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    time.sleep(0.5)  # for the workers to handle it: they report that only through /readyz itself
     ready_status, ready_body = readiness.finish()
     predict_status, predict_body = prediction.finish()
     exit_code = server.process.wait(timeout=15)

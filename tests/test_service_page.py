@@ -1,17 +1,22 @@
 """The page at / in headless Chromium: fill the form, submit, read the prediction shown.
 
 Chromium is driven over the DevTools protocol on a pipe (--remote-debugging-pipe: fd 3 in, fd 4 out,
-NUL-terminated JSON), so no driver package or debugging port is needed.
+NUL-terminated JSON), so no driver package or debugging port is needed. One Chromium serves the
+session; each test gets a tab of its own.
 """
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
+
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +57,19 @@ class DevTools:
         os.close(from_chrome_write)
         self._buffer = b""
         self._next_id = 0
+        self._events: list[dict] = []  # received while waiting for something else
+
+    def _receive(self, deadline: float, waiting_for: str) -> dict:
+        while b"\0" not in self._buffer:
+            readable, _, _ = select.select([self._from_chrome], [], [], max(0.0, deadline - time.monotonic()))
+            if not readable:
+                raise AssertionError(f"chromium sent no {waiting_for} within {TIMEOUT_S} s")
+            chunk = os.read(self._from_chrome, 65536)
+            if not chunk:
+                raise AssertionError("chromium closed the DevTools pipe")
+            self._buffer += chunk
+        raw, _, self._buffer = self._buffer.partition(b"\0")
+        return json.loads(raw)
 
     def call(self, method: str, session: str | None = None, **params) -> dict:
         self._next_id += 1
@@ -60,18 +78,23 @@ class DevTools:
             message["sessionId"] = session
         os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
         deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline:
-            while b"\0" not in self._buffer:
-                chunk = os.read(self._from_chrome, 65536)
-                if not chunk:
-                    raise AssertionError("chromium closed the DevTools pipe")
-                self._buffer += chunk
-            raw, _, self._buffer = self._buffer.partition(b"\0")
-            reply = json.loads(raw)
+        while True:
+            reply = self._receive(deadline, f"reply to {method}")
             if reply.get("id") == self._next_id:
                 assert "error" not in reply, reply
                 return reply["result"]
-        raise AssertionError(f"no reply to {method}")
+            if "method" in reply:
+                self._events.append(reply)
+
+    def wait_event(self, method: str, session: str) -> dict:
+        """The next event `method` of `session`, also if it came while a call waited for its reply."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while True:
+            for event in self._events:
+                if event["method"] == method and event.get("sessionId") == session:
+                    self._events.remove(event)
+                    return event["params"]
+            self._events.append(self._receive(deadline, method))
 
     def close(self) -> None:
         self.process.kill()
@@ -80,13 +103,26 @@ class DevTools:
         os.close(self._from_chrome)
 
 
-@pytest.fixture
-def browser(tmp_path):
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory) -> Iterator[DevTools]:
     if CHROMIUM is None:
         pytest.fail("chromium is not installed (Debian: apt-get install chromium)")
-    devtools = DevTools(tmp_path / "chromium-profile")
+    devtools = DevTools(tmp_path_factory.mktemp("chromium-profile"))
     yield devtools
     devtools.close()
+
+
+@pytest.fixture
+def page(browser, live_service) -> Iterator[str]:
+    """A new tab with the service's page loaded (its DevTools session id); closed after the test."""
+    target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+    session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+    browser.call("Page.enable", session)
+    navigated = browser.call("Page.navigate", session, url=f"{live_service}/")
+    assert "errorText" not in navigated, navigated
+    browser.wait_event("Page.loadEventFired", session)
+    yield session
+    browser.call("Target.closeTarget", targetId=target)
 
 
 def evaluate(browser: DevTools, session: str, expression: str):
@@ -95,40 +131,24 @@ def evaluate(browser: DevTools, session: str, expression: str):
     return result["result"].get("value")
 
 
-def wait_for_value(browser: DevTools, session: str, expression: str, until) -> str:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        value = evaluate(browser, session, expression)
-        if until(value):
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{expression} stayed {value!r}")
-
-
-def open_page(browser: DevTools, url: str) -> str:
-    target = browser.call("Target.createTarget", url=url)["targetId"]
-    session = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-    # Wait for our page, not the about:blank a new target starts with.
-    loaded = "document.readyState === 'complete' && document.getElementById('predict') !== null"
-    wait_for_value(browser, session, loaded, lambda done: done)
-    return session
-
-
 def submit(browser: DevTools, session: str, **fields: str) -> str:
+    """Fill the form, submit it, and return the text the page shows once the answer is in."""
     for name, value in fields.items():
         evaluate(browser, session, f"document.getElementById({name!r}).value = {json.dumps(value)}")
     evaluate(browser, session, "document.getElementById('submit').click()")
-    return wait_for_value(
-        browser,
-        session,
-        "document.getElementById('result').textContent",
-        lambda text: bool(text) and not text.startswith("Predicting"),
+    shown = "document.getElementById('result').textContent"
+
+    def answered() -> str | None:  # the page signals nothing when its fetch() returns: read what it shows
+        text = evaluate(browser, session, shown)
+        return None if not text or text.startswith("Predicting") else text
+
+    return wait_until(
+        answered, TIMEOUT_S, 0.1, lambda: f"the page still shows {evaluate(browser, session, shown)!r}"
     )
 
 
-def test_the_page_shows_a_prediction(browser, live_service):
-    session = open_page(browser, f"{live_service}/")
-    shown = submit(browser, session, name="Mary Jones", age="34", company="Wonka Company")
+def test_the_page_shows_a_prediction(browser, page, live_service):
+    shown = submit(browser, page, name="Mary Jones", age="34", company="Wonka Company")
     direct = requests.post(
         f"{live_service}/predict_gender", json={"name": "Mary Jones", "age": 34, "company": "Wonka Company"}
     ).json()
@@ -136,9 +156,8 @@ def test_the_page_shows_a_prediction(browser, live_service):
     assert shown == f"Prediction: {direct['gender']} ({percent}), model {direct['model_version']}"
 
 
-def test_the_page_shows_a_rejection(browser, live_service):
-    session = open_page(browser, f"{live_service}/")
-    shown = submit(browser, session)  # an empty form: the API wants at least one field
+def test_the_page_shows_a_rejection(browser, page):
+    shown = submit(browser, page)  # an empty form: the API wants at least one field
     assert shown.startswith("The request body does not match the schema.")
     assert "at least one field" in shown
-    assert evaluate(browser, session, "document.getElementById('result').className") == "error"
+    assert evaluate(browser, page, "document.getElementById('result').className") == "error"

@@ -1,0 +1,1 @@
+"""Helpers the tests share: waiting on a condition, reading the metrics exposition."""
