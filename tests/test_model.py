@@ -11,6 +11,7 @@ import pytest
 
 from model import artifact
 from model.data import feature_columns, load_users
+from model.exit_codes import ExitCode
 from model.features import column_records
 from tests.fixtures.data import CHECKOUT_DIR
 
@@ -139,5 +140,5 @@ def test_predict_cli_without_a_model_says_so(tmp_path, sample_data_dir):
         "--output",
         str(tmp_path / "p.csv"),
     )
-    assert done.returncode == 2
+    assert done.returncode == ExitCode.NO_MODEL
     assert "no model has been published" in done.stderr and "Traceback" not in done.stderr
