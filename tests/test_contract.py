@@ -18,7 +18,7 @@ from jobs.settings import BatchSettings, RetrainSettings
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.manifests_tools import containers, load_objects, pod_templates, render
+from tests.manifests_tools import containers, pod_templates, rendered_objects
 
 # Read by jobs.tracking (MLflow's own variable, no prefix).
 TRACKING_VARIABLES = {"MLFLOW_TRACKING_URI"}
@@ -42,7 +42,7 @@ def env_names(settings_class) -> set[str]:
 @pytest.fixture(scope="module")
 def workloads() -> list[tuple[str, dict, dict]]:
     """(owner, pod spec, container) for every container of the minikube overlay."""
-    objects = load_objects(render("manifests/overlays/minikube")[0])
+    objects = rendered_objects("manifests/overlays/minikube")
     config = next(
         o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("gender-config")
     )

@@ -24,6 +24,7 @@ from tests.manifests_tools import (
     newest_kubernetes_version,
     pod_templates,
     render,
+    rendered_objects,
     run_tool,
     selects,
     tool,
@@ -62,7 +63,7 @@ UNKNOWN_FIELD = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
-    return {k: load_objects(render(k)[0]) for k in KUSTOMIZATIONS}
+    return {k: rendered_objects(k) for k in KUSTOMIZATIONS}
 
 
 @pytest.fixture(scope="module")
