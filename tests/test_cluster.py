@@ -219,10 +219,10 @@ images:
   - name: someone-else
     newTag: keep-me  # not ours
 
-# Equal to the autoscaler's minimum.
+# One server.
 replicas:
-  - name: gender-api
-    count: 3
+  - name: gender-mlflow
+    count: 1
 """
 
 

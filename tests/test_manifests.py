@@ -330,13 +330,25 @@ def test_minikube_overlay_runs_local_images(rendered):
     }
 
 
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_an_autoscaled_deployment_leaves_its_replicas_to_the_autoscaler(rendered, kustomization):
+    # A count in the manifest resets the autoscaled Deployment to it on every `kubectl apply`.
+    objects = rendered[kustomization]
+    for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
+        target = hpa["spec"]["scaleTargetRef"]
+        scaled = find(objects, target["kind"], target["name"])
+        assert "replicas" not in scaled["spec"], f"{target['kind']}/{target['name']} sets replicas"
+
+
 def test_cloud_overlay_scales_and_uses_external_stores(rendered):
     objects = rendered["manifests/overlays/cloud"]
     api = find(objects, "Deployment", "gender-api")["spec"]
     hpa = find(objects, "HorizontalPodAutoscaler", "gender-api")
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"]["name"] == "gender-api"
-    assert api["replicas"] == hpa["spec"]["minReplicas"] == 3
+    assert (hpa["spec"]["scaleTargetRef"]["kind"], hpa["spec"]["scaleTargetRef"]["name"]) == (
+        "Deployment",
+        "gender-api",
+    )
     assert {c["topologyKey"] for c in api["template"]["spec"]["topologySpreadConstraints"]} == {
         "kubernetes.io/hostname",
         "topology.kubernetes.io/zone",
