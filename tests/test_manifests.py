@@ -369,4 +369,9 @@ def test_cloud_overlay_scales_and_uses_external_stores(rendered):
         if "secretKeyRef" in e.get("valueFrom", {})
     }
     assert secrets == {"gender-mlflow-db", "gender-mlflow-s3"}
-    assert not any("sqlite" in arg for arg in mlflow["containers"][0]["args"])
+    env = {e["name"]: e for e in mlflow["containers"][0]["env"]}
+    assert env["MLFLOW_BACKEND_STORE_URI"] == {
+        "name": "MLFLOW_BACKEND_STORE_URI",
+        "valueFrom": {"secretKeyRef": {"name": "gender-mlflow-db", "key": "uri"}},
+    }
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"]["value"].startswith("s3://")
