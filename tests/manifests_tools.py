@@ -1,9 +1,10 @@
-"""Render the kustomizations and walk what they produce, for tests/test_manifests.py.
+"""Render the kustomizations and walk what they produce, for the tests that read the manifests.
 
 The validators (kubernetes-validate, checkov) live in .tools/venv (`make tools`): their pins clash
 with the application's, so they never enter .venv.
 """
 
+import functools
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -48,8 +49,11 @@ def kubectl() -> str:
     return path
 
 
+@functools.cache
 def render(kustomization: str) -> tuple[str, str]:
-    """(stdout, stderr) of `kubectl kustomize`; a failed build fails the test with kustomize's message."""
+    """(stdout, stderr) of `kubectl kustomize`, run once per kustomization in a test session (the
+    result is text, so no caller can change what the next one reads); a failed build fails the
+    test with kustomize's message."""
     result = subprocess.run(
         [kubectl(), "kustomize", str(CHECKOUT_DIR / kustomization)],
         capture_output=True,
@@ -76,6 +80,11 @@ def newest_kubernetes_version() -> str:
 
 def load_objects(text: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def rendered_objects(kustomization: str) -> list[dict]:
+    """The objects a kustomization renders, parsed afresh for each caller, who may change them."""
+    return load_objects(render(kustomization)[0])
 
 
 def find(objects: list[dict], kind: str, name: str) -> dict:

@@ -1,6 +1,5 @@
 """The cluster CLI against a stand-in API server reached through a real kubeconfig."""
 
-import json
 import os
 import re
 import shutil
@@ -16,6 +15,7 @@ from jobs.cluster_api import manual_job_name
 from model.exit_codes import ExitCode
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.kube_stub import KubeStub, Permission, rollout
+from tests.manifests_tools import rendered_objects
 
 NAMESPACE = "gender-classifier"
 FAST = ["--poll-interval", "0.05"]
@@ -220,10 +220,10 @@ images:
   - name: someone-else
     newTag: keep-me  # not ours
 
-# Equal to the autoscaler's minimum.
+# One server.
 replicas:
-  - name: gender-api
-    count: 3
+  - name: gender-mlflow
+    count: 1
 """
 
 
@@ -320,21 +320,9 @@ def test_promoted_cloud_overlay_renders_the_release_everywhere(tmp_path):
             assert container["image"].endswith(":1.2.3")
 
 
-def rendered_base() -> list[dict]:
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is needed to render manifests/base")
-    output = subprocess.run(
-        ["kubectl", "kustomize", str(CHECKOUT_DIR / "manifests" / "base")],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [doc for doc in YAML(typ="safe").load_all(output) if doc]
-
-
 def test_the_role_grants_exactly_the_calls_the_cli_makes(stub, kubeconfig):
-    objects = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered_base()}
-    stub.add_cronjob(json.loads(json.dumps(objects["CronJob", "gender-retrain"], default=str)))
+    objects = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered_objects("manifests/base")}
+    stub.add_cronjob(objects["CronJob", "gender-retrain"])
     stub.deployments["gender-api"] = rollout("gender-api", NAMESPACE)
 
     assert cli(kubeconfig, "run-training", "--timeout", "20", *FAST) == 0

@@ -1,8 +1,9 @@
 """Contract tests: the rendered manifests and the code agree (docs/runtime.md).
 
-Every variable a process reads is set in its container and nothing set goes unread; probe
-paths exist in the app on the port gunicorn binds; configured directories are mounted with
-the right access; each container's command resolves to a module or tool of its image's
+Every variable a process reads is set in its container and nothing set goes unread (MLflow's
+server: every variable set is one it reads, and no argument hides it); probe paths exist in
+the app on the port gunicorn binds; configured directories and stores are mounted with the
+right access; each container's command resolves to a module or tool of its image's
 dependency group.
 """
 
@@ -18,7 +19,7 @@ from jobs.settings import BatchSettings, RetrainSettings
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.manifests_tools import containers, load_objects, pod_templates, render
+from tests.manifests_tools import containers, find, pod_templates, rendered_objects
 
 # Read by jobs.tracking (MLflow's own variable, no prefix).
 TRACKING_VARIABLES = {"MLFLOW_TRACKING_URI"}
@@ -33,16 +34,28 @@ ENTRYPOINTS = {
     ("python", "-m", "jobs.batch_predict"): (BatchSettings, TRACKING_VARIABLES | TOOL_VARIABLES),
     ("gunicorn",): (ServiceSettings, set()),
 }
+# Read by MLflow's S3 artifact store and boto3 under it (the cloud overlay's bucket).
+S3_CLIENT_VARIABLES = {"MLFLOW_S3_ENDPOINT_URL", "AWS_SHARED_CREDENTIALS_FILE", "AWS_DEFAULT_REGION"}
+OVERLAYS = ["manifests/overlays/minikube", "manifests/overlays/cloud"]
 
 
 def env_names(settings_class) -> set[str]:
     return {f"GENDER_{field.upper()}" for field in settings_class.model_fields}
 
 
+def mlflow_server_variables() -> dict[str, set[str]]:
+    """Each variable `mlflow server` reads, with the options that set the same value instead."""
+    # Imported by the test that needs it, so that the filter on that test catches the SQLAlchemy
+    # deprecation warning MLflow's SQL store raises when it loads.
+    from mlflow.cli import server
+
+    return {param.envvar: {*param.opts, *param.secondary_opts} for param in server.params if param.envvar}
+
+
 @pytest.fixture(scope="module")
 def workloads() -> list[tuple[str, dict, dict]]:
     """(owner, pod spec, container) for every container of the minikube overlay."""
-    objects = load_objects(render("manifests/overlays/minikube")[0])
+    objects = rendered_objects("manifests/overlays/minikube")
     config = next(
         o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("gender-config")
     )
@@ -105,6 +118,34 @@ def test_configured_directories_are_mounted(workloads):
                 f"{owner}: {name} access"
             )
         assert "/tmp" in mounts, f"{owner}: no writable /tmp on a read-only root filesystem"
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_mlflow_reads_every_variable_set_and_no_argument_hides_one(overlay):
+    deployment = find(rendered_objects(overlay), "Deployment", "gender-mlflow")
+    (server,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert server["command"] == ["mlflow", "server"]
+    variables = mlflow_server_variables()
+    env = {e["name"] for e in server.get("env", [])}
+    assert env - S3_CLIENT_VARIABLES <= set(variables), f"{overlay}: set but never read"
+    # An option on the command line wins over its variable: the overlay's value would be ignored.
+    options = {arg.split("=", 1)[0] for arg in server.get("args", [])}
+    hidden = {name for name in env & set(variables) if variables[name] & options}
+    assert not hidden, f"{overlay}: arguments override {sorted(hidden)}"
+
+
+def test_mlflow_keeps_its_stores_on_its_persistent_volume(workloads):
+    [(_, spec, server)] = [w for w in workloads if w[0] == "Deployment/gender-mlflow"]
+    claims = {v["name"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
+    persistent = [
+        Path(m["mountPath"])
+        for m in server["volumeMounts"]
+        if m["name"] in claims and not m.get("readOnly", False)
+    ]
+    database = server["resolved_env"]["MLFLOW_BACKEND_STORE_URI"].removeprefix("sqlite:///")
+    for path in (database, server["resolved_env"]["MLFLOW_ARTIFACTS_DESTINATION"]):
+        assert any(Path(path).is_relative_to(mount) for mount in persistent), f"{path} is not on a volume"
 
 
 def test_probes_exist_on_the_port_gunicorn_binds(workloads):

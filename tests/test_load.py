@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,7 +24,8 @@ SMOKE = CHECKOUT_DIR / "load" / "smoke.sh"
 # -o venv: `make test` has made the venv already; a test must not reinstall it.
 MAKE_LOAD = ["make", "--no-print-directory", "-o", "venv", "load"]
 RUN_TIMEOUT_S = 120
-LIMITS = dict(max_failure_ratio=0.01, max_p95_ms=200.0, max_p99_ms=500.0, min_rps=10.0)
+# Limits for the checks of the mechanism, unrelated to the versioned load/thresholds.toml.
+EXAMPLE_LIMITS = Thresholds(max_failure_ratio=0.05, max_p95_ms=100.0, max_p99_ms=300.0, min_rps=20.0)
 IMPOSSIBLE_LIMITS = "max_failure_ratio = 0\nmax_p95_ms = 0\nmax_p99_ms = 0\nmin_rps = 1000000\n"
 INVALID_PREFIX = "invalid: "
 USERS_CSV = "code,company,name,gender,age\n0,Acme Factory,Maria Silva,female,34\n1,4You,John Smith,male,41\n"
@@ -51,8 +53,9 @@ def users_csv(tmp_path: Path) -> str:
 # --- thresholds -------------------------------------------------------------------------------
 
 
-def test_the_versioned_thresholds_file_is_read():
-    assert Thresholds.read() == Thresholds(**LIMITS)
+def test_the_versioned_thresholds_file_is_the_default_and_names_every_limit():
+    versioned = CHECKOUT_DIR / "load" / "thresholds.toml"
+    assert Thresholds.read() == Thresholds.read(versioned)  # raises on a missing or unknown limit
 
 
 @pytest.mark.parametrize("content", ["max_failure_ratio = 0.01\n", IMPOSSIBLE_LIMITS + "max_p90_ms = 1\n"])
@@ -64,19 +67,30 @@ def test_a_thresholds_file_must_name_every_limit_and_no_other(tmp_path, content)
 
 
 def test_breaches_name_each_broken_limit_and_only_those():
-    limits = Thresholds(**LIMITS)
-    good = RunTotals(requests=500, failure_ratio=0.0, p95_ms=11, p99_ms=27, rps=33)
-    assert breaches(limits, good) == []
-    bad = RunTotals(requests=5, failure_ratio=0.5, p95_ms=201, p99_ms=501, rps=2)
-    assert [message.split()[0] for message in breaches(limits, bad)] == [
+    limits = EXAMPLE_LIMITS
+    at_the_limits = RunTotals(
+        requests=500,
+        failure_ratio=limits.max_failure_ratio,
+        p95_ms=limits.max_p95_ms,
+        p99_ms=limits.max_p99_ms,
+        rps=limits.min_rps,
+    )
+    assert breaches(limits, at_the_limits) == []
+    past_every_limit = RunTotals(
+        requests=5,
+        failure_ratio=limits.max_failure_ratio * 2,
+        p95_ms=limits.max_p95_ms + 1,
+        p99_ms=limits.max_p99_ms + 1,
+        rps=limits.min_rps / 2,
+    )
+    assert [message.split()[0] for message in breaches(limits, past_every_limit)] == [
         "failure",
         "p95",
         "p99",
         "throughput",
     ]
-    assert breaches(limits, RunTotals(requests=500, failure_ratio=0.0, p95_ms=11, p99_ms=600, rps=33)) == [
-        "p99 600 ms > 500 ms"
-    ]
+    slow_tail = replace(at_the_limits, p99_ms=limits.max_p99_ms * 2)
+    assert breaches(limits, slow_tail) == ["p99 600 ms > 300 ms"]
 
 
 # --- Locust against the real service ------------------------------------------------------------
@@ -91,7 +105,7 @@ def test_a_realistic_run_against_the_service_passes_the_gate(live_service, tmp_p
     total = stats["Aggregated"]
     assert int(total["Request Count"]) > 100
     assert int(total["Failure Count"]) == 0
-    assert float(total["95%"]) <= LIMITS["max_p95_ms"]
+    assert float(total["95%"]) <= Thresholds.read().max_p95_ms
     assert int(stats["predict: batch"]["Request Count"]) > 0
     # Invalid requests were sent, and their 4xx answers counted as successes.
     invalid = [row for name, row in stats.items() if name.startswith(INVALID_PREFIX)]

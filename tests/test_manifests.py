@@ -24,6 +24,7 @@ from tests.manifests_tools import (
     newest_kubernetes_version,
     pod_templates,
     render,
+    rendered_objects,
     run_tool,
     selects,
     tool,
@@ -37,14 +38,6 @@ REQUIRED_LABELS = {
     f"app.kubernetes.io/{key}" for key in ("name", "component", "part-of", "version", "managed-by")
 }
 DEPRECATED_FIELDS = {"commonLabels", "patchesStrategicMerge", "patchesJson6902", "vars", "bases"}
-CLI_ROLE_RULES = {
-    ("batch", "cronjobs", "get"),
-    ("batch", "jobs", "create"),
-    ("batch", "jobs", "get"),
-    ("", "pods", "list"),
-    ("", "pods/log", "get"),
-    ("apps", "deployments", "get"),
-}
 MLFLOW_HOSTS = [
     f"mlflow{suffix}{port}"
     for suffix in ("", ".gender-classifier", ".gender-classifier.svc", ".gender-classifier.svc.cluster.local")
@@ -62,7 +55,7 @@ UNKNOWN_FIELD = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[dict]]:
-    return {k: load_objects(render(k)[0]) for k in KUSTOMIZATIONS}
+    return {k: rendered_objects(k) for k in KUSTOMIZATIONS}
 
 
 @pytest.fixture(scope="module")
@@ -232,25 +225,19 @@ def test_network_policies_select_real_pods(rendered, kustomization):
     assert components(to_mlflow["to"][0]["podSelector"]) == {"mlflow"}
 
 
-def test_cluster_cli_role_is_exactly_what_the_cli_needs(rendered):
+def test_the_cluster_cli_role_is_bound_to_its_service_account_only(rendered):
+    # What the Role grants is checked against the calls the CLI makes, in tests/test_cluster.py.
     objects = rendered["."]
     role = find(objects, "Role", "gender-cluster-cli")
-    granted = {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-    assert granted == CLI_ROLE_RULES
+    account = find(objects, "ServiceAccount", "gender-cluster-cli")
     binding = find(objects, "RoleBinding", "gender-cluster-cli")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "Role",
-        "name": "gender-cluster-cli",
+        "name": role["metadata"]["name"],
     }
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "gender-cluster-cli", "namespace": NAMESPACE}
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
     ]
 
 
@@ -329,13 +316,25 @@ def test_minikube_overlay_runs_local_images(rendered):
     }
 
 
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_an_autoscaled_deployment_leaves_its_replicas_to_the_autoscaler(rendered, kustomization):
+    # A count in the manifest resets the autoscaled Deployment to it on every `kubectl apply`.
+    objects = rendered[kustomization]
+    for hpa in (o for o in objects if o["kind"] == "HorizontalPodAutoscaler"):
+        target = hpa["spec"]["scaleTargetRef"]
+        scaled = find(objects, target["kind"], target["name"])
+        assert "replicas" not in scaled["spec"], f"{target['kind']}/{target['name']} sets replicas"
+
+
 def test_cloud_overlay_scales_and_uses_external_stores(rendered):
     objects = rendered["manifests/overlays/cloud"]
     api = find(objects, "Deployment", "gender-api")["spec"]
     hpa = find(objects, "HorizontalPodAutoscaler", "gender-api")
     assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"]["name"] == "gender-api"
-    assert api["replicas"] == hpa["spec"]["minReplicas"] == 3
+    assert (hpa["spec"]["scaleTargetRef"]["kind"], hpa["spec"]["scaleTargetRef"]["name"]) == (
+        "Deployment",
+        "gender-api",
+    )
     assert {c["topologyKey"] for c in api["template"]["spec"]["topologySpreadConstraints"]} == {
         "kubernetes.io/hostname",
         "topology.kubernetes.io/zone",
@@ -356,4 +355,9 @@ def test_cloud_overlay_scales_and_uses_external_stores(rendered):
         if "secretKeyRef" in e.get("valueFrom", {})
     }
     assert secrets == {"gender-mlflow-db", "gender-mlflow-s3"}
-    assert not any("sqlite" in arg for arg in mlflow["containers"][0]["args"])
+    env = {e["name"]: e for e in mlflow["containers"][0]["env"]}
+    assert env["MLFLOW_BACKEND_STORE_URI"] == {
+        "name": "MLFLOW_BACKEND_STORE_URI",
+        "valueFrom": {"secretKeyRef": {"name": "gender-mlflow-db", "key": "uri"}},
+    }
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"]["value"].startswith("s3://")
