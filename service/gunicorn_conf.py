@@ -1,13 +1,16 @@
 """gunicorn settings: ``gunicorn --config python:service.gunicorn_conf "service.app:create_app()"``.
 
-Worker class: sync, one request at a time per process. Scoring is CPU-bound and short (well under a
-millisecond), so one process per core is the most efficient shape, with no GIL contention. On SIGTERM
-the master closes the listening socket at once and signals the workers; a sync worker finishes the
-request it is serving and exits, so in-flight requests complete and shutdown takes milliseconds.
-gthread was measured too: it keeps connections alive, but while draining it only wakes on socket
-events, so one idle keep-alive connection holds every worker for the whole graceful_timeout. Sync
-workers do not keep connections alive; a slow client holds a worker for at most ``timeout`` (bodies
-are small, and an ingress in front buffers them).
+Worker class: sync, one request at a time per process. Scoring is short and CPU-bound, so one
+process per core is the most efficient shape, with no GIL contention. On SIGTERM the master closes
+the listening socket at once and signals the workers; a sync worker finishes the request it is
+serving and exits, so in-flight requests complete and shutdown is quick. Not gthread: it keeps
+connections alive, but while draining it only wakes on socket events, so one idle keep-alive
+connection holds every worker for the whole graceful_timeout. Sync workers do not keep connections
+alive; a slow client holds a worker for at most ``timeout`` (bodies are small, and an ingress in
+front buffers them).
+
+gunicorn executes this module to read its settings; what changes the process (the metrics
+directory, signal handlers) happens in the server hooks below.
 """
 
 import os
@@ -23,11 +26,7 @@ from service.settings import ServiceSettings
 
 _settings = ServiceSettings.from_env()  # a bad variable stops gunicorn with its name
 
-# Prometheus multiprocess mode: every worker writes its samples to files in this directory, read by
-# /metrics in any worker. Fresh per server start (stale samples of a previous run would be summed in);
-# under the system temp dir, an emptyDir in the cluster. Set before a worker imports prometheus_client.
-_PROMETHEUS_DIR = tempfile.mkdtemp(prefix="gender-api-metrics-")
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = _PROMETHEUS_DIR
+PROMETHEUS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 # Kubernetes sends SIGTERM and kills after terminationGracePeriodSeconds (30 s by default): finish
 # in-flight requests well within that.
@@ -48,12 +47,20 @@ logconfig_dict = _logconfig_dict(_settings.log_level)
 class AppLogger(Logger):
     """gunicorn's logger without gunicorn's access log: the app writes one JSON line per request
     itself (service.instrument). With a logging config set, gunicorn would otherwise build the
-    fields of its own access line for every request (~10 µs), only for logging to drop it."""
+    fields of its own access line for every request, only for logging to drop it."""
 
     access_log_enabled = False
 
 
 logger_class = AppLogger
+
+
+def on_starting(server) -> None:
+    """Prometheus multiprocess mode: every worker writes its samples to files in one directory, read
+    by /metrics in any worker. The master creates it before forking any worker, so each worker
+    imports prometheus_client with the variable set. Fresh per server start (stale samples of a
+    previous run would be summed in); under the system temp dir, an emptyDir in the cluster."""
+    os.environ[PROMETHEUS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="gender-api-metrics-")
 
 
 def post_worker_init(worker) -> None:
@@ -70,11 +77,13 @@ def post_worker_init(worker) -> None:
 
 
 def child_exit(server, worker) -> None:
-    # Imported here, once PROMETHEUS_MULTIPROC_DIR is set: a fork inherits the master's imports.
+    # Imported here, not at the top: gunicorn runs this module before on_starting sets the variable,
+    # prometheus_client picks its multiprocess mode when first imported, and every worker forked
+    # later inherits the master's imports.
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server) -> None:
-    shutil.rmtree(_PROMETHEUS_DIR, ignore_errors=True)
+    shutil.rmtree(os.environ[PROMETHEUS_DIR_VARIABLE], ignore_errors=True)

@@ -1,7 +1,8 @@
 """Prometheus metrics, correct across gunicorn workers.
 
-gunicorn_conf points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before any worker imports this
-module; each worker then writes its samples to memory-mapped files there and ``/metrics`` sums them.
+gunicorn_conf's ``on_starting`` hook points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before
+any worker imports this module; each worker then writes its samples to memory-mapped files there and
+``/metrics`` sums them.
 Without that variable (a single process, e.g. a Flask test client) the default registry is used.
 """
 
@@ -21,7 +22,7 @@ from prometheus_client import (
 )
 
 PREFIX = "gender_api"
-# Sub-millisecond buckets: a single prediction takes well under a millisecond.
+# Sub-millisecond buckets: a single prediction is short CPU-bound work.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 REQUESTS = Counter(f"{PREFIX}_requests", "HTTP requests by endpoint and status", ["endpoint", "status"])

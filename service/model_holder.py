@@ -63,8 +63,8 @@ class ModelHolder:
                 )
                 return
             self._model = loaded
-            # The model is tens of thousands of long-lived objects (name tables); a full garbage
-            # collection walks them all, ~40 ms, inside whichever request triggers it. Freezing
+            # The model is a great many long-lived objects (name tables); a full garbage
+            # collection walks them all, inside whichever request triggers it. Freezing
             # exempts them from collection; reference counting still frees a replaced model.
             gc.collect()
             gc.freeze()

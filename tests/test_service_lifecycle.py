@@ -6,6 +6,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,8 @@ import pytest
 import requests
 
 from model.artifact import CURRENT, MODEL_FILE, VERSIONS, current_version
-from tests.fixtures.service import publish_copy, wait_for
+from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.service import API_APP, GUNICORN, publish_copy, wait_for
 from tests.support.metrics import sample_value
 from tests.support.polling import wait_until
 from tests.test_service_api import ORIGINAL_EXAMPLE
@@ -303,3 +306,52 @@ def test_log_level_warning_silences_the_request_lines_but_not_the_answers(start_
 
     assert "quiet-1" not in server.log()
     assert '"model loaded"' not in server.log()  # INFO lines of the app are gone as well
+
+
+def metrics_dirs(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("gender-api-metrics-*"))
+
+
+def test_the_metrics_directory_lives_as_long_as_the_server(
+    start_service, sample_model_dir, tmp_path, monkeypatch
+):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    server = start_service(model_dir=sample_model_dir, workers=WORKERS)
+    wait_for(server, "/readyz")
+    assert requests.post(f"{server.url}/predict_gender", json=ORIGINAL_EXAMPLE).status_code == 200
+
+    (samples,) = metrics_dirs(tmp)
+    assert list(samples.glob("*.db")), "the workers write their samples there"
+    assert server.stop() == 0
+    assert metrics_dirs(tmp) == []
+
+
+def test_reading_the_config_changes_nothing(tmp_path):
+    """gunicorn executes the config module to read settings; only its hooks create or set anything."""
+    script = "import os, service.gunicorn_conf; print('PROMETHEUS_MULTIPROC_DIR' in os.environ)"
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=CHECKOUT_DIR, env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_variable_stops_gunicorn_with_its_name(tmp_path):
+    environment = {**os.environ, "TMPDIR": str(tmp_path), "GENDER_WORKERS": "0"}
+    done = subprocess.run(
+        [str(GUNICORN), "--config", "python:service.gunicorn_conf", API_APP],
+        cwd=CHECKOUT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "invalid settings: GENDER_WORKERS='0'" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []

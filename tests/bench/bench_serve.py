@@ -4,10 +4,10 @@ Runs the production gunicorn configuration against a model trained on generated 
 configuration serving a bare JSON echo (tests/bench/echo_app.py) as the baseline; load comes from
 Debian's `wrk` (C, one thread), which is far from being the bottleneck here.
 
-Both servers stay up and take turns, round after round: on a shared 2-core machine the throughput of
-either drifts by tens of percent within a minute, so a ratio from one run each mostly measures that
-drift. The ratios reported are the medians over the rounds; worker CPU per request (from /proc) is
-printed too, being what the application code controls.
+Both servers stay up and take turns, round after round: on a shared machine the throughput of either
+drifts from minute to minute, so a ratio from one run each mostly measures that drift. The ratios
+reported are the medians over the rounds; worker CPU per request (from /proc) is printed too, being
+what the application code controls.
 """
 
 import argparse
