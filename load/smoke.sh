@@ -28,6 +28,8 @@ stop_port_forward() {
     # A stale pidfile must not end an unrelated process that reused the id.
     if [[ "$(ps -p "$pid" -o comm= 2>/dev/null)" == kubectl ]]; then
         kill "$pid" 2>/dev/null || true
+        # Our own port-forward is a child: wait until it is gone, so the port is free when we exit.
+        wait "$pid" 2>/dev/null || true
     fi
     rm -f "$PIDFILE"
 }
