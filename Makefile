@@ -66,7 +66,7 @@ $(TOOLS_STAMP):
 	rm -f $(TOOLS_VENV)/.installed-* && touch $@
 
 manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.29 and newest), run checkov and the structural tests
-	$(BIN)/python -m pytest tests/test_manifests.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/deploy/test_manifests.py $(PYTEST_ARGS)
 
 clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports

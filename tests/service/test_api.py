@@ -8,27 +8,11 @@ import requests
 from model.contract import FIELD_BY_NAME, FIELD_NAMES, KNOWN_COMPANIES
 from service.settings import ServiceSettings
 from tests.support.metrics import sample_value
+from tests.support.users import FULL_USER, ORIGINAL_EXAMPLE
 
 pytestmark = pytest.mark.slow
 
 DEFAULTS = ServiceSettings()
-ORIGINAL_EXAMPLE = {"age": 30, "company": "4You", "name_length": 12}
-FULL_USER = {
-    "name": "Dr Jane Smith",
-    "title": "Dr",
-    "age": 41.5,
-    "company": "Acme Factory",
-    "name_length": 10,
-    "travel_count": 12,
-    "avg_flight_price": 850.0,
-    "total_flight_spend": 10200.0,
-    "avg_distance": 640.5,
-    "share_economic": 0.5,
-    "share_premium": 0.25,
-    "share_firstclass": 0.25,
-    "hotel_nights": 9,
-    "avg_hotel_spend": 120.0,
-}
 
 
 def post(url: str, body, headers: dict | None = None) -> requests.Response:

@@ -1,4 +1,4 @@
-"""The Docker CLI for tests/test_images.py: bounded calls, image builds, logs and waits.
+"""The Docker CLI for tests/deploy/test_images.py: bounded calls, image builds, logs and waits.
 
 Every call has a timeout; every wait on a container fails with that container's logs.
 """

@@ -21,7 +21,7 @@ from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.service import API_APP, GUNICORN, publish_copy, wait_for
 from tests.support.metrics import sample_value
 from tests.support.polling import wait_until
-from tests.test_service_api import ORIGINAL_EXAMPLE
+from tests.support.users import ORIGINAL_EXAMPLE
 
 pytestmark = pytest.mark.slow
 

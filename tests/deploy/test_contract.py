@@ -19,7 +19,7 @@ from jobs.settings import BatchSettings, RetrainSettings
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.manifests_tools import containers, find, pod_templates, rendered_objects
+from tests.support.manifests import containers, find, pod_templates, rendered_objects
 
 # Read by jobs.tracking (MLflow's own variable, no prefix).
 TRACKING_VARIABLES = {"MLFLOW_TRACKING_URI"}

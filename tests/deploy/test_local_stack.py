@@ -22,27 +22,11 @@ from jobs import tracking
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.service import free_port
 from tests.support.polling import wait_until
+from tests.support.users import FULL_USER, ORIGINAL_EXAMPLE
 
 pytestmark = pytest.mark.slow
 STACK_TIMEOUT_S = 420
 SERVE_START_S = 120
-ORIGINAL_EXAMPLE = {"age": 30, "company": "4You", "name_length": 12}
-FULL_USER = {
-    "name": "Mrs Wilma Mcinnis",
-    "title": "Mrs",
-    "age": 48.5,
-    "company": "Acme Factory",
-    "name_length": 17,
-    "travel_count": 12,
-    "avg_flight_price": 950.25,
-    "total_flight_spend": 22806.0,
-    "avg_distance": 640.5,
-    "share_economic": 0.5,
-    "share_premium": 0.25,
-    "share_firstclass": 0.25,
-    "hotel_nights": 20,
-    "avg_hotel_spend": 410.0,
-}
 
 
 def degrade(source, target):

@@ -16,11 +16,11 @@ import tomllib
 import pytest
 import requests
 
-from tests import images_docker as engine
+from tests.support import images_docker as engine
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.images_pods import configmaps, env_args, pods
-from tests.images_stack import Stack
-from tests.manifests_tools import image_tag, load_objects, render
+from tests.support.images_pods import configmaps, env_args, pods
+from tests.support.images_stack import Stack
+from tests.support.manifests import image_tag, load_objects, render
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

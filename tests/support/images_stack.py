@@ -11,8 +11,8 @@ import tarfile
 
 import requests
 
-from tests import images_docker as engine
-from tests.images_pods import VOLUME_ROOT, Claim, Pod, claim_setups, pods, probe_port, run_args
+from tests.support import images_docker as engine
+from tests.support.images_pods import VOLUME_ROOT, Claim, Pod, claim_setups, pods, probe_port, run_args
 
 RUN_LABEL = "gender-classifier.test-run"
 # A Job runs until its activeDeadlineSeconds, but never longer than this here.

@@ -14,8 +14,8 @@ from jobs.cluster import main
 from jobs.cluster_api import manual_job_name
 from model.exit_codes import ExitCode
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.kube_stub import KubeStub, Permission, rollout
-from tests.manifests_tools import rendered_objects
+from tests.support.kube_stub import KubeStub, Permission, rollout
+from tests.support.manifests import rendered_objects
 
 NAMESPACE = "gender-classifier"
 FAST = ["--poll-interval", "0.05"]

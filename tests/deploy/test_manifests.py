@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.manifests_tools import (
+from tests.support.manifests import (
     DEPLOYABLE,
     KUSTOMIZATIONS,
     MANIFESTS,
@@ -226,7 +226,7 @@ def test_network_policies_select_real_pods(rendered, kustomization):
 
 
 def test_the_cluster_cli_role_is_bound_to_its_service_account_only(rendered):
-    # What the Role grants is checked against the calls the CLI makes, in tests/test_cluster.py.
+    # What the Role grants is checked against the calls the CLI makes, in tests/code/test_cluster.py.
     objects = rendered["."]
     role = find(objects, "Role", "gender-cluster-cli")
     account = find(objects, "ServiceAccount", "gender-cluster-cli")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.manifests_tools import pod_templates, selects
+from tests.support.manifests import pod_templates, selects
 
 # Fields with no effect a single container on one engine could show (scheduling, restarts,
 # service accounts); probes and lifecycle hooks are read by the test itself.
