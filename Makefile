@@ -74,15 +74,19 @@ clean: ## Remove var/ (local models, data, logs) and caches
 # --- Container images (docker/) -------------------------------------------------------
 .PHONY: base-image images images-minikube image-sizes
 
-# BASE_IMAGE empty: the Dockerfiles' default (python:3.11-slim-bookworm). Where no registry
+# BASE_IMAGE empty: docker/Dockerfile's default (python:3.11-slim-bookworm). Where no registry
 # answers, `make base-image` builds STANDIN_BASE and `BASE_IMAGE=gender-base:bookworm` uses it.
 BASE_IMAGE ?=
 STANDIN_BASE := gender-base:bookworm
+# docker/Dockerfile's targets; the image of target NAME is gender-NAME.
 IMAGE_NAMES := api jobs mlflow
-# The proxy and index variables pass through from the environment only when set there.
-IMAGE_BUILD_ARGS = --build-arg VERSION=$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) \
-	--build-arg REVISION=$(shell git rev-parse HEAD) \
-	$(if $(shell git config --get remote.origin.url),--build-arg SOURCE=$(shell git config --get remote.origin.url)) \
+OCI := org.opencontainers.image
+# The build's own labels: docker applies --label after the Dockerfile's last instruction, so a new
+# revision only rewrites the images' metadata. The proxy and index variables pass through from the
+# environment only when set there.
+IMAGE_BUILD_ARGS = --label $(OCI).version=$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) \
+	--label $(OCI).revision=$(shell git rev-parse HEAD) \
+	--label $(OCI).source=$(or $(shell git config --get remote.origin.url),unknown) \
 	$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 	$(foreach v,HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_EXTRA_INDEX_URL,--build-arg $(v))
 # Only these targets default TAG to the revision; push/deploy still demand an explicit TAG.
@@ -94,7 +98,7 @@ base-image: ## Build the stand-in base image gender-base:bookworm with debootstr
 images: ## Build gender-api, gender-jobs, gender-mlflow as :TAG (default: short revision; BASE_IMAGE=... to override)
 	for name in $(IMAGE_NAMES); do \
 		echo "--- gender-$$name:$(TAG)"; \
-		docker build -f docker/$$name.Dockerfile $(IMAGE_BUILD_ARGS) -t gender-$$name:$(TAG) . || exit 1; \
+		docker build -f docker/Dockerfile --target $$name $(IMAGE_BUILD_ARGS) -t gender-$$name:$(TAG) . || exit 1; \
 	done
 
 images-minikube: ## Build the images inside minikube's Docker as :dev (the minikube overlay's tag)
