@@ -16,8 +16,8 @@ import tomllib
 import pytest
 import requests
 
-from tests.support import images_docker as engine
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.support import images_docker as engine
 from tests.support.images_pods import configmaps, env_args, pods
 from tests.support.images_stack import Stack
 from tests.support.manifests import image_tag, load_objects, render
