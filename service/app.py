@@ -19,7 +19,7 @@ from service.openapi import openapi_document
 from service.schema import request_adapter
 from service.settings import ServiceSettings
 
-INDEX_HTML = (Path(__file__).with_name("static") / "index.html").read_bytes()
+INDEX_PAGE = Path(__file__).with_name("static") / "index.html"
 
 
 def _rejection(exc: ValidationError, max_instances: int) -> ApiError:
@@ -49,6 +49,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
 
     adapter = request_adapter(settings.max_instances)
     openapi = json.dumps(openapi_document(adapter))
+    index_html = INDEX_PAGE.read_bytes()
 
     def current_model():
         """The model in use. A worker without one looks at the volume now rather than at its next
@@ -111,7 +112,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
 
     @app.get("/")
     def index() -> Response:
-        return Response(INDEX_HTML, mimetype="text/html")
+        return Response(index_html, mimetype="text/html")
 
     app.wsgi_app = Instrumented(app.wsgi_app, frozenset(rule.rule for rule in app.url_map.iter_rules()))
     return app
