@@ -24,7 +24,7 @@ log = logging.getLogger("jobs.batch_predict")
 
 
 def batch_predict(settings: BatchSettings, users_csv: Path | None = None) -> dict:
-    tracker = tracking.tracker()
+    tracker = tracking.tracker(settings.tracking_wait_s)
     loaded = artifact.load(settings.model_dir)
     paths = {"users": users_csv, "hotels": None, "flights": None} if users_csv else settings.input_paths()
     dataset = load_dataset(paths["users"], paths["hotels"], paths["flights"])

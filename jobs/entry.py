@@ -1,9 +1,13 @@
 """What every job entrypoint does around its work: settings, logging, and an exit code per failure.
 
 Exit codes are model.exit_codes.ExitCode. Known failures are one log line, never a traceback.
+SIGTERM stops the work at once (a pod's PID 1 ignores signals it installs no handler for); the
+writer lock and staged files are released on the way out.
 """
 
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable
 
@@ -16,7 +20,16 @@ from model.exit_codes import ExitCode
 from model.settings import GenderSettings, SettingsError
 
 
+class Terminated(Exception):
+    """SIGTERM arrived: the pod is being deleted or the Job stopped."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def run(name: str, settings_class: type[GenderSettings], work: Callable[[GenderSettings], object]) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         settings = settings_class.from_env()
     except SettingsError as error:
@@ -41,4 +54,16 @@ def run(name: str, settings_class: type[GenderSettings], work: Callable[[GenderS
     except MlflowException as error:
         log.error("MLflow tracking failed: %s", error)
         return ExitCode.TRACKING
+    except PermissionError as error:
+        log.error(
+            "UID %d (GID %d) may not access %s (%s): give the job's user access to that volume",
+            os.geteuid(),
+            os.getegid(),
+            error.filename,
+            error.strerror,
+        )
+        return ExitCode.NO_ACCESS
+    except Terminated:
+        log.warning("stopped by SIGTERM before the work was done")
+        return ExitCode.TERMINATED
     return ExitCode.OK

@@ -32,7 +32,12 @@ def champion_metadata(model_dir: Path) -> dict | None:
 
 def retrain(settings: RetrainSettings) -> dict:
     """Train, gate and maybe publish; returns the decision record that is also logged."""
-    tracker = tracking.tracker()
+    if settings.skip_if_published and (served := artifact.current_version(settings.model_dir)):
+        record = {"event": "gate", "decision": "skipped", "reason": "a model is published already"}
+        record["served_version"] = served
+        log.info("%s", json.dumps(record))
+        return record
+    tracker = tracking.tracker(settings.tracking_wait_s)
     paths = settings.input_paths()
     log.info("training on %s", {name: str(path) for name, path in paths.items() if path})
     with artifact.writer_lock(settings.model_dir), tempfile.TemporaryDirectory() as scratch:

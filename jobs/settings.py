@@ -9,12 +9,20 @@ from model.data import dataset_paths
 from model.settings import VAR_DIR, GenderSettings
 
 
-class JobSettings(GenderSettings):
-    """What both jobs read (see docs/runtime.md); each job adds its own below."""
+class DataSettings(GenderSettings):
+    """What the data loader reads: where the data set lives."""
 
     data_dir: Path = VAR_DIR / "data"
+
+
+class JobSettings(DataSettings):
+    """What both jobs read (see docs/runtime.md); each job adds its own below."""
+
     # Used when data_dir holds no users.csv: the jobs image bundles generated data here.
     sample_data_dir: Path = VAR_DIR / "sample-data"
+    # How long to wait for the tracking server's /health before failing: on a fresh cluster MLflow
+    # may still be pulling its image or migrating its database when the first job starts.
+    tracking_wait_s: float = Field(default=600.0, ge=0)
 
     def input_paths(self) -> dict[str, Path | None]:
         """The data directory's CSVs, or the bundled sample's when the data directory has none."""
@@ -23,6 +31,8 @@ class JobSettings(GenderSettings):
 
 
 class RetrainSettings(JobSettings):
+    # The bootstrap: train only when no model is published yet, so that running it again is a no-op.
+    skip_if_published: bool = False
     gate_tolerance: float = Field(default=0.01, ge=0, le=1)
     gate_floor: float = Field(default=0.90, ge=0, le=1)
     keep_versions: int = Field(default=DEFAULT_KEEP, ge=1)

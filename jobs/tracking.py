@@ -24,8 +24,8 @@ BATCH_EXPERIMENT = "gender-classifier-batch"
 REGISTERED_MODEL = "gender-classifier"
 CHAMPION_ALIAS = "champion"
 VERSION_TAG = "gender.model_version"  # our version id, on runs and registry versions
-CONNECT_ATTEMPTS = 5
-CONNECT_FIRST_WAIT_S = 1.0  # doubles after each failed attempt: 1 + 2 + 4 + 8 s at most
+CONNECT_FIRST_WAIT_S = 1.0  # doubles after each failed attempt, up to CONNECT_MAX_WAIT_S
+CONNECT_MAX_WAIT_S = 15.0
 HEALTH_TIMEOUT_S = 5.0
 # MLflow's own client retries a failing call for minutes by default; once the server has
 # answered our health check, a short bound is enough.
@@ -48,24 +48,27 @@ class TrackingError(RuntimeError):
     """The tracking server is configured but cannot be used."""
 
 
-def _wait_for_health(uri: str) -> None:
-    wait = CONNECT_FIRST_WAIT_S
-    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+def _wait_for_health(uri: str, wait_s: float) -> None:
+    """Return once `uri`/health answers; TrackingError when it has not within `wait_s` seconds."""
+    deadline = time.monotonic() + wait_s
+    pause = CONNECT_FIRST_WAIT_S
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             # The scheme is http(s): the caller checked it.
             urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_S).close()  # noqa: S310
             return
         except OSError as error:  # URLError and HTTPError included
-            if attempt == CONNECT_ATTEMPTS:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise TrackingError(
-                    f"MLflow tracking server {uri} is unreachable after {attempt} attempts ({error}); "
-                    "refusing to train untracked"
+                    f"MLflow tracking server {uri} is unreachable after {attempt} attempts in "
+                    f"{wait_s:g} s ({error}); refusing to train untracked"
                 ) from None
-            log.warning(
-                "MLflow at %s not reachable (attempt %d/%d): %s", uri, attempt, CONNECT_ATTEMPTS, error
-            )
-            time.sleep(wait)
-            wait *= 2
+            log.warning("MLflow at %s not reachable yet (attempt %d): %s", uri, attempt, error)
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, CONNECT_MAX_WAIT_S)
 
 
 def _flat_metrics(by_protocol: dict[str, dict]) -> dict[str, float]:
@@ -80,16 +83,17 @@ def _flat_metrics(by_protocol: dict[str, dict]) -> dict[str, float]:
 class MlflowTracker:
     """Runs, the registered model and its champion alias on the server at `uri`."""
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, wait_s: float):
         self.uri = uri
+        self.wait_s = wait_s
 
     def connect(self) -> None:
-        """Point MLflow at the server once its /health answers, retrying with backoff; TrackingError
-        otherwise."""
+        """Point MLflow at the server once its /health answers, retrying with backoff for up to
+        `wait_s` seconds; TrackingError otherwise."""
         for name, value in CLIENT_ENV.items():
             os.environ.setdefault(name, value)
         if self.uri.startswith(("http://", "https://")):
-            _wait_for_health(self.uri)
+            _wait_for_health(self.uri, self.wait_s)
         mlflow.set_tracking_uri(self.uri)
 
     @contextmanager
@@ -179,9 +183,10 @@ class NullTracker:
         pass
 
 
-def tracker() -> MlflowTracker | NullTracker:
-    """The tracker MLFLOW_TRACKING_URI asks for, connected (MLflow's own variable, as its client reads it)."""
+def tracker(wait_s: float) -> MlflowTracker | NullTracker:
+    """The tracker MLFLOW_TRACKING_URI asks for (MLflow's own variable, as its client reads it),
+    connected: a server gets up to `wait_s` seconds to answer."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
-    chosen = MlflowTracker(uri) if uri else NullTracker()
+    chosen = MlflowTracker(uri, wait_s) if uri else NullTracker()
     chosen.connect()
     return chosen

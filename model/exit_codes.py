@@ -17,3 +17,5 @@ class ExitCode(IntEnum):
     TRACKING = 6  # the MLflow tracking server is unreachable or fails
     TIMEOUT = 7  # the cluster CLI stopped waiting; the work goes on in the cluster
     CLUSTER = 8  # the Kubernetes API or its configuration failed
+    NO_ACCESS = 9  # a file or volume the job needs is not readable or writable for its user
+    TERMINATED = 143  # stopped by SIGTERM (128 + 15, as a shell reports it)

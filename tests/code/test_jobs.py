@@ -1,7 +1,13 @@
 """The retrain and batch jobs' own behaviour: the gate, the lock, an unreachable tracking server."""
 
+import contextlib
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +16,7 @@ from jobs import tracking
 from jobs.gate import decide
 from model import artifact
 from model.exit_codes import ExitCode
+from model.sample_data import write_sample
 from tests.fixtures.data import CHECKOUT_DIR
 
 
@@ -68,13 +75,80 @@ def test_retrain_without_tracking_publishes_and_batch_scores_the_unlabelled(tmp_
     assert latest[1].endswith(version)
 
 
-def test_without_a_tracking_uri_the_tracker_records_nothing(monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    tracker = tracking.tracker()
-    assert isinstance(tracker, tracking.NullTracker)
-    with tracker.training_run(result=None, pictures=[]) as run_id:
-        assert run_id is None
-    assert tracker.log_and_register(staged=None) is None
+def test_the_bootstrap_trains_once_and_then_does_nothing(tmp_path, sample_data_dir):
+    env = job_env(tmp_path, sample_data_dir, GENDER_SKIP_IF_PUBLISHED="true")
+    first = run_job("jobs.retrain", env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert '"decision": "promoted"' in first.stdout
+    version = artifact.current_version(tmp_path / "models")
+    again = run_job("jobs.retrain", env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert '"decision": "skipped"' in again.stdout and "training on" not in again.stdout
+    assert artifact.current_version(tmp_path / "models") == version
+    assert len(list((tmp_path / "models" / artifact.VERSIONS).iterdir())) == 1
+
+
+def test_sigterm_stops_a_retrain_at_once_and_releases_the_lock(tmp_path, sample_data_dir):
+    job = subprocess.Popen(
+        [sys.executable, "-m", "jobs.retrain"],
+        env=job_env(tmp_path, sample_data_dir),
+        cwd=CHECKOUT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    for line in job.stdout:  # an event, not a sleep: the job says when it starts training
+        lines.append(line)
+        if "training on" in line:
+            break
+    job.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=10) == ExitCode.TERMINATED
+    output = "".join(lines) + job.stdout.read()
+    assert "stopped by SIGTERM" in output and "Traceback" not in output
+    with artifact.writer_lock(tmp_path / "models"):  # released: taking it does not raise WriterBusy
+        pass
+    assert artifact.current_version(tmp_path / "models") is None
+    assert not list((tmp_path / "models" / artifact.VERSIONS).glob("*"))
+
+
+def test_an_unwritable_model_volume_is_one_line_naming_the_path_and_uid(capsys, monkeypatch):
+    # A real read-only directory. Root writes anywhere, so as root the job runs with another
+    # effective UID (as the trainer's 10001 meets a root-owned cloud share).
+    root = Path(tempfile.mkdtemp())
+    try:
+        write_sample(root / "data", n_users=60, trips=False)
+        models = root / "models"
+        models.mkdir()
+        for path in (root, root / "data", root / "data" / "users.csv"):
+            path.chmod(0o755)
+        models.chmod(0o555)
+        for name, value in job_env(root, root / "data").items():
+            monkeypatch.setenv(name, value)
+        uid = NOBODY if os.geteuid() == 0 else os.geteuid()
+        with effective_uid(uid):
+            code = retrain_job.main()
+        out = capsys.readouterr().out
+        assert code == ExitCode.NO_ACCESS
+        assert f"UID {uid} (GID " in out and f"may not access {models / artifact.WRITER_LOCK}" in out
+        assert "Traceback" not in out
+    finally:
+        shutil.rmtree(root)
+
+
+NOBODY = 65534
+
+
+@contextlib.contextmanager
+def effective_uid(uid: int):
+    if uid == os.geteuid():
+        yield
+        return
+    os.seteuid(uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
 
 
 def test_second_writer_is_refused_while_the_lock_is_held(tmp_path, sample_data_dir):
@@ -86,12 +160,15 @@ def test_second_writer_is_refused_while_the_lock_is_held(tmp_path, sample_data_d
 
 
 def test_unreachable_tracking_server_fails_before_training(tmp_path, sample_data_dir, monkeypatch, capsys):
-    monkeypatch.setattr(tracking, "CONNECT_FIRST_WAIT_S", 0.01)
-    for name, value in job_env(tmp_path, sample_data_dir, MLFLOW_TRACKING_URI="http://127.0.0.1:9").items():
+    monkeypatch.setattr(tracking, "CONNECT_FIRST_WAIT_S", 0.05)
+    env = job_env(
+        tmp_path, sample_data_dir, MLFLOW_TRACKING_URI="http://127.0.0.1:9", GENDER_TRACKING_WAIT_S="0.5"
+    )
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert retrain_job.main() == ExitCode.TRACKING
     out = capsys.readouterr().out
-    assert "MLflow tracking server http://127.0.0.1:9 is unreachable after 5 attempts" in out
+    assert "MLflow tracking server http://127.0.0.1:9 is unreachable after" in out and "in 0.5 s" in out
     assert "Traceback" not in out
     assert artifact.current_version(tmp_path / "models") is None
 
