@@ -144,13 +144,16 @@ push: ## Tag the images of `make images TAG=...` as REGISTRY/<image>:TAG and pus
 		docker push $(REGISTRY)/gender-$$name:$(TAG) || exit 1; \
 	done
 
-deploy: venv ## Apply OVERLAY with images at TAG (from REGISTRY if set) via a temporary copy, wait until ready, train
+# The bootstrap trains only while no model is published, so a deploy onto a running stack trains
+# nothing (`python -m jobs.cluster run-training` retrains). It comes before wait-ready: the API
+# is ready only once a model exists.
+deploy: venv ## Apply OVERLAY with images at TAG (from REGISTRY if set) via a temporary copy, train the first model if none, wait until ready
 	$(call require,TAG)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r manifests "$$tmp/" && \
 		$(CLUSTER) promote --overlay "$$tmp/$(OVERLAY)" --tag $(TAG) $(if $(REGISTRY),--registry $(REGISTRY)) && \
 		kubectl apply -k "$$tmp/$(OVERLAY)"
+	$(CLUSTER) bootstrap
 	$(CLUSTER) wait-ready
-	$(CLUSTER) run-training
 
 apply: ## kubectl apply -k OVERLAY as it is in the checkout
 	kubectl apply -k $(OVERLAY)
