@@ -55,18 +55,31 @@ bench-serve: venv ## Benchmark the API against a bare JSON echo (needs Debian's 
 # The validators pin libraries that clash with the app's, so they live in their own venv.
 TOOLS_VENV := .tools/venv
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-kv1.37.0-checkov3.3.30
+# The Argo CD and Flux objects (manifests/gitops) are validated against those projects' API
+# schemas by the generated models of these npm packages (tests/support/validate_crds.mjs).
+NODE_TOOLS := .tools/node
+ARGO_CD_MODELS := 4.0.0
+FLUX_CD_MODELS := 4.0.0
+NODE_STAMP := $(NODE_TOOLS)/.installed-argo-cd$(ARGO_CD_MODELS)-flux-cd$(FLUX_CD_MODELS)
 
 .PHONY: tools manifests-check
 
-tools: $(TOOLS_STAMP) ## Install the manifest validators (kubernetes-validate, checkov) into .tools/venv
+tools: $(TOOLS_STAMP) $(NODE_STAMP) ## Install the manifest validators: kubernetes-validate, checkov (.tools/venv), Argo CD and Flux models (.tools/node)
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install -q --upgrade pip
 	$(TOOLS_VENV)/bin/pip install -q kubernetes-validate==1.37.0 checkov==3.3.30
 	rm -f $(TOOLS_VENV)/.installed-* && touch $@
+# --ignore-scripts: the models are data and code to import; no package runs anything at install.
+$(NODE_STAMP):
+	@command -v npm >/dev/null || { echo "error: npm not found (install Node.js 20 or newer with npm)" >&2; exit 1; }
+	mkdir -p $(NODE_TOOLS)
+	npm install --prefix $(NODE_TOOLS) --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
+		@kubernetes-models/argo-cd@$(ARGO_CD_MODELS) @kubernetes-models/flux-cd@$(FLUX_CD_MODELS)
+	rm -f $(NODE_TOOLS)/.installed-* && touch $@
 
-manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.29 and newest), run checkov and the structural tests
-	$(BIN)/python -m pytest tests/deploy/test_manifests.py $(PYTEST_ARGS)
+manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.29 and newest, GitOps objects against their CRDs), run checkov and the structural tests
+	$(BIN)/python -m pytest tests/deploy/test_manifests.py tests/deploy/test_gitops.py $(PYTEST_ARGS)
 
 clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports
@@ -148,13 +161,16 @@ push: ## Tag the images of `make images TAG=...` as REGISTRY/<image>:TAG and pus
 		docker push $(REGISTRY)/gender-$$name:$(TAG) || exit 1; \
 	done
 
-deploy: venv ## Apply OVERLAY with images at TAG (from REGISTRY if set) via a temporary copy, wait until ready, train
+# The bootstrap trains only while no model is published, so a deploy onto a running stack trains
+# nothing (`python -m jobs.cluster run-training` retrains). It comes before wait-ready: the API
+# is ready only once a model exists.
+deploy: venv ## Apply OVERLAY with images at TAG (from REGISTRY if set) via a temporary copy, train the first model if none, wait until ready
 	$(call require,TAG)
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r manifests "$$tmp/" && \
 		$(CLUSTER) promote --overlay "$$tmp/$(OVERLAY)" --tag $(TAG) $(if $(REGISTRY),--registry $(REGISTRY)) && \
 		kubectl apply -k "$$tmp/$(OVERLAY)"
+	$(CLUSTER) bootstrap
 	$(CLUSTER) wait-ready
-	$(CLUSTER) run-training
 
 apply: ## kubectl apply -k OVERLAY as it is in the checkout
 	kubectl apply -k $(OVERLAY)

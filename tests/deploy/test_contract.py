@@ -84,7 +84,6 @@ def test_every_workload_running_our_code_is_known(workloads):
     running = {owner for owner, *_ in ours(workloads)}
     assert running >= {
         "Deployment/gender-api",
-        "Job/gender-train-initial",
         "CronJob/gender-retrain",
         "CronJob/gender-batch-predict",
     }
@@ -104,7 +103,7 @@ def test_settings_parse_from_the_manifest_values(workloads):
 
 def test_configured_directories_are_mounted(workloads):
     writes = {
-        "GENDER_MODEL_DIR": {"Job/gender-train-initial", "CronJob/gender-retrain"},
+        "GENDER_MODEL_DIR": {"CronJob/gender-retrain"},
         "GENDER_OUTPUT_DIR": {"CronJob/gender-batch-predict"},
     }
     for owner, _spec, container, _ in ours(workloads):

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 OVERLAY = "manifests/overlays/minikube"
 MLFLOW = "Deployment/gender-mlflow"
-TRAIN = "Job/gender-train-initial"
+TRAIN = "CronJob/gender-retrain"
 API = "Deployment/gender-api"
 BATCH = "CronJob/gender-batch-predict"
 IMAGE_NAMES = ("gender-api", "gender-jobs", "gender-mlflow")
@@ -129,7 +129,7 @@ def test_images_fit_their_size_budgets(images):
 
 
 def test_minikube_overlay_trains_serves_and_scores(stack, images, rendered):
-    """MLflow up -> initial training publishes a model -> the API gets ready and predicts over
+    """MLflow up -> a training publishes a model -> the API gets ready and predicts over
     loopback -> batch inference writes its predictions to the data volume."""
     mlflow = stack.start(MLFLOW)
     stack.wait_probe(mlflow, "startupProbe")

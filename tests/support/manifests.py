@@ -19,7 +19,8 @@ TOOLS_BIN = CHECKOUT_DIR / ".tools" / "venv" / "bin"
 RENDER_TIMEOUT_S = 60
 TOOL_TIMEOUT_S = 300
 
-# Every kustomization a user or CI applies: the root, the base, each overlay, each combination.
+# Every kustomization a user, CI or a GitOps controller applies: the root, the base, each overlay,
+# each combination, each GitOps path.
 KUSTOMIZATIONS = [
     ".",
     "manifests/base",
@@ -28,6 +29,10 @@ KUSTOMIZATIONS = [
     ),
     *sorted(
         str(path.parent.relative_to(CHECKOUT_DIR)) for path in MANIFESTS.glob("tests/*/kustomization.yaml")
+    ),
+    # What the Argo CD Applications and Flux Kustomizations of manifests/gitops/{argocd,flux} apply.
+    *sorted(
+        str(path.parent.relative_to(CHECKOUT_DIR)) for path in MANIFESTS.glob("gitops/*/kustomization.yaml")
     ),
 ]
 # What is actually deployed, and so must pass checkov (the base alone is never applied).
