@@ -34,7 +34,7 @@ SKIP_IF_PUBLISHED = "GENDER_SKIP_IF_PUBLISHED"
 ARGO_HOOK = "argocd.argoproj.io/hook"
 ARGO_HOOK_DELETE_POLICY = "argocd.argoproj.io/hook-delete-policy"
 FLUX_FORCE = "kustomize.toolkit.fluxcd.io/force"
-NOT_RETRIED = {ExitCode.USAGE, ExitCode.BAD_INPUT, ExitCode.NO_MODEL}
+NOT_RETRIED = {ExitCode.USAGE, ExitCode.BAD_INPUT, ExitCode.NO_MODEL, ExitCode.NO_ACCESS}
 
 
 def controller_objects() -> list[dict]:
