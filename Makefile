@@ -65,7 +65,7 @@ $(TOOLS_STAMP):
 	$(TOOLS_VENV)/bin/pip install -q kubernetes-validate==1.37.0 checkov==3.3.30
 	rm -f $(TOOLS_VENV)/.installed-* && touch $@
 
-manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.29 and newest), run checkov and the structural tests
+manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.30 and newest), run checkov and the structural tests
 	$(BIN)/python -m pytest tests/deploy/test_manifests.py $(PYTEST_ARGS)
 
 clean: ## Remove var/ (local models, data, logs) and caches

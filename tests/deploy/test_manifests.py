@@ -86,7 +86,7 @@ def test_kustomizations_use_only_current_fields():
         assert not used, f"{path.relative_to(CHECKOUT_DIR)} uses deprecated fields {used}"
 
 
-@pytest.mark.parametrize("version", ["1.29.0", "newest"])
+@pytest.mark.parametrize("version", ["1.30.0", "newest"])
 def test_every_object_validates_strictly(rendered_files, version, tmp_path):
     version = newest_kubernetes_version() if version == "newest" else version
     validate = [tool("kubernetes-validate"), "--strict", "--kubernetes-version", version, "--quiet"]
