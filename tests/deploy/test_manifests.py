@@ -37,6 +37,8 @@ STABLE_SELECTOR_KEYS = {f"app.kubernetes.io/{key}" for key in ("name", "componen
 REQUIRED_LABELS = {
     f"app.kubernetes.io/{key}" for key in ("name", "component", "part-of", "version", "managed-by")
 }
+# Kinds that live outside any namespace (the cloud overlay ships its StorageClass).
+CLUSTER_SCOPED = {"Namespace", "StorageClass"}
 DEPRECATED_FIELDS = {"commonLabels", "patchesStrategicMerge", "patchesJson6902", "vars", "bases"}
 MLFLOW_HOSTS = [
     f"mlflow{suffix}{port}"
@@ -140,7 +142,7 @@ def test_names_namespace_and_labels(rendered, kustomization):
         where = f"{kind}/{meta['name']}"
         assert meta["name"].startswith("gender-") or (kind, meta["name"]) == ("Service", "mlflow"), where
         assert kind != "Secret", f"{where}: secrets are created by hand, never committed"
-        if kind != "Namespace":
+        if kind not in CLUSTER_SCOPED:
             assert meta.get("namespace") == NAMESPACE, where
             assert set(meta.get("labels", {})) >= REQUIRED_LABELS, where
         assert meta["labels"]["app.kubernetes.io/part-of"] == NAMESPACE, where
