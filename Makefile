@@ -78,8 +78,8 @@ $(NODE_STAMP):
 		@kubernetes-models/argo-cd@$(ARGO_CD_MODELS) @kubernetes-models/flux-cd@$(FLUX_CD_MODELS)
 	rm -f $(NODE_TOOLS)/.installed-* && touch $@
 
-manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.29 and newest, GitOps objects against their CRDs), run checkov and the structural tests
-	$(BIN)/python -m pytest tests/deploy/test_manifests.py tests/deploy/test_gitops.py $(PYTEST_ARGS)
+manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.30 and newest, GitOps objects against their CRDs), run checkov and the structural tests
+	$(BIN)/python -m pytest tests/deploy/test_manifests.py tests/deploy/test_gitops.py tests/deploy/test_cloud.py $(PYTEST_ARGS)
 
 clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports

@@ -135,7 +135,9 @@ def test_mlflow_reads_every_variable_set_and_no_argument_hides_one(overlay):
 
 
 def test_mlflow_keeps_its_stores_on_its_persistent_volume(workloads):
-    [(_, spec, server)] = [w for w in workloads if w[0] == "Deployment/gender-mlflow"]
+    [(_, spec, server)] = [
+        w for w in workloads if w[0] == "Deployment/gender-mlflow" and w[2]["name"] == "mlflow"
+    ]
     claims = {v["name"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
     persistent = [
         Path(m["mountPath"])
@@ -199,7 +201,7 @@ def test_commands_resolve_in_their_images(workloads):
         return names
 
     tools = {"gunicorn": "gunicorn", "mlflow": "mlflow"}
-    for owner, _spec, container in workloads:
+    for owner, spec, container in workloads:
         image = container["image"].split(":")[0].rsplit("/", 1)[-1]
         group = IMAGE_GROUPS[image]
         installed = installed_groups(image.removeprefix("gender-"))
@@ -208,6 +210,10 @@ def test_commands_resolve_in_their_images(workloads):
         if command[:2] == ["python", "-m"]:
             assert importlib.util.find_spec(command[2]) is not None, owner
             assert image == "gender-jobs", f"{owner}: project modules run from the jobs image"
+        elif command[0] == "python":  # a script from a ConfigMap volume (run by tests/deploy/test_cloud.py)
+            folder = Path(command[1]).parent
+            [mount] = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == folder]
+            assert any(v["name"] == mount["name"] and "configMap" in v for v in spec["volumes"]), owner
         else:
             assert tools[command[0]] in packages(group), f"{owner}: {command[0]} is not in the {group} group"
         if command[0] == "gunicorn":

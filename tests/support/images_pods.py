@@ -1,8 +1,10 @@
 """The rendered manifests' pods as `docker run` arguments, one small function per concept.
 
 Docker plays the cluster: a network on which containers answer by their Service names, named
-volumes for the PersistentVolumeClaims, tmpfs for emptyDirs. A field this translation does not know
-fails the test rather than being dropped silently, so the containers run as the manifests say.
+volumes for the PersistentVolumeClaims, tmpfs for emptyDirs, read-only bind mounts of the rendered
+ConfigMaps' files, init containers run to completion before the pod's container. A field this
+translation does not know fails the test rather than being dropped silently, so the containers run
+as the manifests say.
 """
 
 import shlex
@@ -25,7 +27,7 @@ IGNORED_POD_FIELDS = {
     "topologySpreadConstraints",
     "priorityClassName",
 }
-POD_FIELDS = {"containers", "volumes", "securityContext", *IGNORED_POD_FIELDS}
+POD_FIELDS = {"containers", "initContainers", "volumes", "securityContext", *IGNORED_POD_FIELDS}
 IGNORED_CONTAINER_FIELDS = {
     "name",
     "imagePullPolicy",
@@ -71,6 +73,14 @@ class Pod:
     def container(self) -> dict:
         return self.spec["containers"][0]
 
+    def init_pods(self) -> list["Pod"]:
+        """Each init container as a pod of its own (same volumes and security context), in order."""
+        spec = {key: value for key, value in self.spec.items() if key != "initContainers"}
+        return [
+            Pod(f"{self.owner} init container {init['name']}", self.labels, {**spec, "containers": [init]})
+            for init in self.spec.get("initContainers", [])
+        ]
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -98,12 +108,18 @@ def check_supported(pod: Pod) -> None:
         problems.append(f"{len(pod.spec['containers'])} containers (one is played)")
     problems += [f"container field {field}" for field in sorted(set(pod.container) - CONTAINER_FIELDS)]
     problems += [
-        f"volume {v['name']} (only persistentVolumeClaim and emptyDir)"
+        f"volume {v['name']} (only persistentVolumeClaim, emptyDir and a whole configMap)"
         for v in pod.spec.get("volumes", [])
-        if not {"persistentVolumeClaim", "emptyDir"} & set(v)
+        if not _playable(v)
     ]
     if problems:
         pytest.fail(f"{pod.owner}: the Docker translation does not handle: {', '.join(problems)}")
+
+
+def _playable(volume: dict) -> bool:
+    if "configMap" in volume:  # all its keys as files (the play mounts them read-only, mode 0444)
+        return set(volume["configMap"]) <= {"name", "defaultMode"}
+    return bool({"persistentVolumeClaim", "emptyDir"} & set(volume))
 
 
 def command_args(container: dict) -> tuple[list[str], list[str]]:
@@ -217,15 +233,22 @@ def alias_args(pod: Pod, services: list[dict]) -> list[str]:
     ]
 
 
-def mount_args(pod: Pod, claims: dict[str, Claim]) -> list[str]:
+def mount_args(pod: Pod, claims: dict[str, Claim], configmap_dirs: dict[str, str]) -> list[str]:
     volumes = {v["name"]: v for v in pod.spec.get("volumes", [])}
-    return [_mount(mount, volumes[mount["name"]], claims) for mount in pod.container.get("volumeMounts", [])]
+    return [
+        _mount(mount, volumes[mount["name"]], claims, configmap_dirs)
+        for mount in pod.container.get("volumeMounts", [])
+    ]
 
 
-def _mount(mount: dict, volume: dict, claims: dict[str, Claim]) -> str:
+def _mount(mount: dict, volume: dict, claims: dict[str, Claim], configmap_dirs: dict[str, str]) -> str:
     path = mount["mountPath"]
     if "emptyDir" in volume:
         return f"--tmpfs={path}:{tmpfs_options(volume['emptyDir'])}"
+    if "configMap" in volume:
+        if "subPath" in mount:
+            pytest.fail(f"volume {volume['name']}: a subPath of a configMap is not played")
+        return f"--mount=type=bind,src={configmap_dirs[volume['configMap']['name']]},dst={path},readonly"
     pvc = volume["persistentVolumeClaim"]
     claim = claims[pvc["claimName"]]
     read_only = ",readonly" if mount.get("readOnly") or pvc.get("readOnly") else ""
@@ -274,9 +297,16 @@ def claim_setups(pod: Pod) -> dict[str, str]:
 
 
 def run_args(
-    pod: Pod, name: str, network: str, labels: list[str], objects: list[dict], claims: dict[str, Claim]
+    pod: Pod,
+    name: str,
+    network: str,
+    labels: list[str],
+    objects: list[dict],
+    claims: dict[str, Claim],
+    configmap_dirs: dict[str, str],
 ) -> list[str]:
-    """`docker run` arguments for the pod's container, detached."""
+    """`docker run` arguments for the pod's container, detached (`configmap_dirs`: each ConfigMap's
+    files in a host directory, by the ConfigMap's name)."""
     check_supported(pod)
     entrypoint, trailing = command_args(pod.container)
     services = [o for o in objects if o["kind"] == "Service"]
@@ -291,7 +321,7 @@ def run_args(
         *security_args(pod.container),
         *resource_args(pod.container),
         *env_args(pod.container, configmaps(objects)),
-        *mount_args(pod, claims),
+        *mount_args(pod, claims, configmap_dirs),
         *port_args(pod.container),
         *entrypoint,
         pod.container["image"],

@@ -2,12 +2,17 @@
 
 Kubelet's part is played too: before a pod's container starts, a one-off root container applies the
 pod's fsGroup to each claim it mounts and creates missing subPath directories (fresh named volumes
-are root-owned, and UID 10001 could not write to them otherwise).
+are root-owned, and UID 10001 could not write to them otherwise); the pod's init containers run
+first, each to a zero exit; each rendered ConfigMap's files wait in a host directory for the
+containers that mount it.
 """
 
 import io
 import secrets
+import shutil
 import tarfile
+import tempfile
+from pathlib import Path
 
 import requests
 
@@ -18,6 +23,8 @@ RUN_LABEL = "gender-classifier.test-run"
 # A Job runs until its activeDeadlineSeconds, but never longer than this here.
 JOB_TIMEOUT_CAP_S = 1200
 DEFAULT_PROBE = {"periodSeconds": 10, "failureThreshold": 3, "initialDelaySeconds": 0}
+# An init container has no deadline of its own; kubelet would retry it, here it fails the test.
+INIT_TIMEOUT_S = 300
 
 
 class Stack:
@@ -27,6 +34,7 @@ class Stack:
         self.run = f"gender-test-{secrets.token_hex(3)}"
         self.label = f"{RUN_LABEL}={self.run}"
         self.claims: dict[str, Claim] = {}
+        self.configmap_dirs: dict[str, str] = {}
         self.started: dict[str, Pod] = {}  # container name -> its pod
 
     def up(self) -> None:
@@ -40,6 +48,15 @@ class Stack:
                 "volume", "inspect", "--format", "{{.Mountpoint}}", volume
             ).stdout.strip()
             self.claims[claim] = Claim(volume, mountpoint)
+        files = Path(tempfile.mkdtemp(prefix=f"{self.run}-configmaps-"))
+        files.chmod(0o755)  # the containers' user reads below it
+        for configmap in (o for o in self.objects if o["kind"] == "ConfigMap"):
+            folder = files / configmap["metadata"]["name"]
+            folder.mkdir(mode=0o755)
+            for key, value in configmap.get("data", {}).items():
+                (folder / key).write_text(value)
+                (folder / key).chmod(0o444)
+            self.configmap_dirs[configmap["metadata"]["name"]] = str(folder)
 
     def down(self) -> None:
         """Remove every container, volume and the network this run made (labelled with its name),
@@ -53,13 +70,25 @@ class Stack:
         if volumes.stdout.split():
             engine.docker("volume", "rm", "--force", *volumes.stdout.split(), check=False)
         engine.docker("network", "rm", self.run, check=False)
+        for folder in {str(Path(d).parent) for d in self.configmap_dirs.values()}:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def start(self, owner: str) -> str:
-        """Start the container of workload `owner` ("Kind/name") detached; returns its name."""
+        """Run the init containers of workload `owner` ("Kind/name") to completion, then start its
+        container detached; returns the container's name."""
         pod = self.pods[owner]
+        for init in pod.init_pods():
+            name = self._start(init, f"{self.run}-{owner.split('/')[1]}-{init.container['name']}")
+            code = engine.wait_exit(name, INIT_TIMEOUT_S)
+            if code != 0:
+                engine.fail_with_logs(name, f"{init.owner} exited with {code}")
+        return self._start(pod, f"{self.run}-{owner.split('/')[1]}")
+
+    def _start(self, pod: Pod, name: str) -> str:
         self._prepare_claims(pod)
-        name = f"{self.run}-{owner.split('/')[1]}"
-        engine.docker(*run_args(pod, name, self.run, [self.label], self.objects, self.claims))
+        engine.docker(
+            *run_args(pod, name, self.run, [self.label], self.objects, self.claims, self.configmap_dirs)
+        )
         self.started[name] = pod
         return name
 
