@@ -33,6 +33,9 @@ VERSION_LABEL = "app.kubernetes.io/version"  # names the release, so it follows 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # Docker's grammar (distribution/reference): a tag, and a repository name with optional registry host.
 TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+# A Kubernetes label value: the tag is also the app.kubernetes.io/version label.
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+LABEL_VALUE_MAX = 63
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
@@ -42,11 +45,16 @@ WIDTH = 4096  # never re-wrap long lines
 
 
 def tag_type(value: str) -> str:
-    """argparse type: a Docker image tag."""
+    """argparse type: a Docker image tag that is also a Kubernetes label value."""
     if not TAG.fullmatch(value):
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-'; "
             "must not start with '.' or '-'; at most 128 characters)"
+        )
+    if len(value) > LABEL_VALUE_MAX or not LABEL_VALUE.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a valid Kubernetes label value, which the tag becomes in {VERSION_LABEL} "
+            f"(must start and end with a letter or digit; at most {LABEL_VALUE_MAX} characters)"
         )
     return value
 

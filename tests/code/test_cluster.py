@@ -268,14 +268,40 @@ def test_promote_sets_the_registry_as_new_name(overlay):
     assert list(images[1]) == ["name", "newName", "newTag"]
 
 
-@pytest.mark.parametrize("tag", ["bad:tag", ".hidden", "x" * 129, "spa ce"])
-def test_promote_refuses_an_invalid_tag(overlay, tag, capsys):
+IMAGE_TAG_RULE = "is not a valid image tag"
+LABEL_RULE = "is not a valid Kubernetes label value, which the tag becomes in app.kubernetes.io/version"
+
+
+@pytest.mark.parametrize(
+    ("tag", "rule"),
+    [
+        ("bad:tag", IMAGE_TAG_RULE),
+        (".hidden", IMAGE_TAG_RULE),
+        ("x" * 129, IMAGE_TAG_RULE),
+        ("spa ce", IMAGE_TAG_RULE),
+        ("x" * 64, LABEL_RULE),
+        ("_v1", LABEL_RULE),
+        ("v1-", LABEL_RULE),
+        ("v1.", LABEL_RULE),
+    ],
+)
+def test_promote_refuses_an_invalid_tag(overlay, tag, rule, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["promote", "--overlay", str(overlay), f"--tag={tag}"])
 
     assert exit_info.value.code == ExitCode.USAGE
-    assert "is not a valid image tag" in capsys.readouterr().err
+    assert rule in capsys.readouterr().err
     assert (overlay / "kustomization.yaml").read_text() == KUSTOMIZATION
+
+
+def test_promote_accepts_the_longest_label_value(overlay):
+    tag = "1.2.3-rc_1." + "x" * 52
+
+    assert main(["promote", "--overlay", str(overlay), "--tag", tag]) == 0
+    assert {image["newTag"] for image in YAML().load(overlay / "kustomization.yaml")["images"]} == {
+        tag,
+        "keep-me",
+    }
 
 
 def test_promote_refuses_a_bad_registry_and_a_missing_file(overlay, tmp_path, capsys):
