@@ -1,8 +1,8 @@
 """Cluster CLI: run the retraining CronJob now, wait for a rollout, promote an image tag.
 
-`python -m jobs.cluster {run-training,wait-ready,promote} --help` for the options. Configuration:
-in-cluster in a pod, else kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config); namespace from
-GENDER_NAMESPACE or --namespace. Exit codes (model.exit_codes): OK, FAILED (the Job or rollout
+`python -m jobs.cluster {run-training,wait-ready,promote} --help` for the options. Credentials in
+kubectl's order: --kubeconfig, KUBECONFIG, ~/.kube/config, then the pod's service account;
+namespace from GENDER_NAMESPACE or --namespace. Exit codes (model.exit_codes): OK, FAILED (the Job or rollout
 failed), TIMEOUT, CLUSTER (the API or its configuration), BAD_INPUT (an overlay), USAGE.
 Messages go to stderr; stdout carries only the pods' logs (and promote's summary).
 promote edits the overlay's `images:` (and its version label) by a ruamel.yaml round-trip, keeping
@@ -173,7 +173,7 @@ def positive_seconds(value: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs.cluster", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, KUBECONFIG, ~/.kube)"
+        "--kubeconfig", type=Path, help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)"
     )
     parser.add_argument("--namespace", type=dns_label, help="namespace (default: GENDER_NAMESPACE)")
     commands = parser.add_subparsers(dest="command", required=True)

@@ -53,16 +53,34 @@ def api_errors(action: str) -> Iterator[None]:
         raise ClusterError(f"{action} failed: unexpected response from the API server: {exc}") from exc
 
 
+def kubeconfig_source(flag: Path | None) -> tuple[str | None, str]:
+    """(the kubeconfig path list to load, or None for the pod's service account; its name for
+    messages), in kubectl's order: --kubeconfig, KUBECONFIG, ~/.kube/config, then in-cluster."""
+    if flag is not None:
+        return str(flag), f"kubeconfig {flag}"
+    if os.environ.get("KUBECONFIG"):
+        return os.environ["KUBECONFIG"], f"KUBECONFIG {os.environ['KUBECONFIG']}"
+    home = Path.home() / ".kube" / "config"
+    if home.is_file():
+        return str(home), f"kubeconfig {home}"
+    return None, "in-cluster service account"
+
+
 def load_api_client(kubeconfig: Path | None) -> client.ApiClient:
-    in_pod = kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST")
+    path, source = kubeconfig_source(kubeconfig)
+    if path is None and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        raise ClusterError(
+            "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, write ~/.kube/config, "
+            "or run in a pod"
+        )
     try:
-        if in_pod:
+        if path is None:
             configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)
             return client.ApiClient(configuration)
-        return config.new_client_from_config(config_file=kubeconfig and str(kubeconfig), persist_config=False)
+        # The path is passed even for KUBECONFIG: the client reads that variable once, at import.
+        return config.new_client_from_config(config_file=path, persist_config=False)
     except (config.ConfigException, yaml.YAMLError, OSError, ValueError, KeyError, TypeError) as exc:
-        source = "in-cluster service account" if in_pod else f"kubeconfig {kubeconfig or '(default)'}"
         raise ClusterError(f"cannot load the Kubernetes configuration from the {source}: {exc}") from exc
 
 

@@ -1,5 +1,6 @@
 """The cluster CLI against a stand-in API server reached through a real kubeconfig."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from kubernetes import config
 from ruamel.yaml import YAML
 
 from jobs.cluster import main
@@ -124,6 +126,74 @@ def test_run_training_refuses_an_existing_job_name(stub, kubeconfig, capsys):
     assert cli(kubeconfig, "run-training", "--job-name", "retrain-once", *FAST) == ExitCode.CLUSTER
     assert (
         "creating Job retrain-once in namespace gender-classifier failed: HTTP 409" in capsys.readouterr().err
+    )
+
+
+@pytest.fixture
+def no_credentials(tmp_path, monkeypatch):
+    """No kubeconfig anywhere and no pod around: an empty HOME, no KUBECONFIG."""
+    for name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "GENDER_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+SOURCES = ("--kubeconfig", "KUBECONFIG", "~/.kube/config", "pod")
+
+
+@pytest.mark.parametrize("present", [SOURCES[index:] for index in range(len(SOURCES))])
+def test_credentials_come_in_kubectls_order_the_pods_last(no_credentials, tmp_path, monkeypatch, present):
+    with contextlib.ExitStack() as stack:
+        stubs = {source: stack.enter_context(KubeStub(NAMESPACE)) for source in SOURCES}
+        for stub in stubs.values():
+            stub.deployments["gender-api"] = rollout("gender-api", NAMESPACE)
+
+        def load_incluster_config(client_configuration):  # the pod's service account, without a pod
+            client_configuration.host = stubs["pod"].url
+            client_configuration.api_key = {"authorization": "Bearer pod-token"}
+
+        # Set in every pod, a Jenkins agent's too: it must not win over a kubeconfig.
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+        monkeypatch.setattr(config, "load_incluster_config", load_incluster_config)
+        argv = []
+        if "--kubeconfig" in present:
+            argv = ["--kubeconfig", str(stubs["--kubeconfig"].write_kubeconfig(tmp_path / "flag"))]
+        if "KUBECONFIG" in present:  # a list, as kubectl reads it; a missing file is skipped
+            path = stubs["KUBECONFIG"].write_kubeconfig(tmp_path / "env")
+            monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}{os.pathsep}{path}")
+        if "~/.kube/config" in present:
+            (no_credentials / ".kube").mkdir()
+            stubs["~/.kube/config"].write_kubeconfig(no_credentials / ".kube" / "config")
+
+        assert main([*argv, "wait-ready", "--timeout", "20", *FAST]) == 0
+
+    called = [source for source, stub in stubs.items() if stub.requests]
+    assert called == [present[0]]
+
+
+def test_a_kubeconfig_without_a_file_is_an_error_not_another_cluster(
+    no_credentials, tmp_path, monkeypatch, capsys
+):
+    (no_credentials / ".kube").mkdir()
+    with KubeStub(NAMESPACE) as home_stub:
+        home_stub.write_kubeconfig(no_credentials / ".kube" / "config")
+        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+
+        assert main(["wait-ready"]) == ExitCode.CLUSTER
+
+    assert home_stub.requests == []
+    err = capsys.readouterr().err
+    assert f"cannot load the Kubernetes configuration from the KUBECONFIG {tmp_path / 'absent'}" in err
+
+
+def test_no_credentials_at_all_are_reported(no_credentials, capsys):
+    assert main(["wait-ready"]) == ExitCode.CLUSTER
+    assert (
+        "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, write ~/.kube/config, "
+        "or run in a pod" in capsys.readouterr().err
     )
 
 
