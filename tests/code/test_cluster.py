@@ -1,6 +1,7 @@
 """The cluster CLI against a stand-in API server reached through a real kubeconfig."""
 
 import contextlib
+import copy
 import os
 import re
 import shutil
@@ -13,15 +14,25 @@ from kubernetes import config
 from ruamel.yaml import YAML
 
 from jobs.cluster import main
-from jobs.cluster_api import manual_job_name
+from jobs.cluster_api import timestamped_name
 from model.exit_codes import ExitCode
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.support.kube_stub import KubeStub, Permission, rollout
+from tests.support.kube_stub import (
+    MULTI_ATTACH,
+    UNSCHEDULABLE,
+    KubeStub,
+    Permission,
+    cli_role,
+    role_permissions,
+    rollout,
+)
 from tests.support.manifests import rendered_objects
 
 NAMESPACE = "gender-classifier"
 FAST = ["--poll-interval", "0.05"]
-MANUAL_NAME = re.compile(r"gender-retrain-manual-\d{8}-\d{6}")
+MANUAL_NAME = re.compile(r"gender-retrain-manual-\d{8}-\d{6}-[0-9a-f]{4}")
+BOOTSTRAP_NAME = re.compile(r"gender-bootstrap-\d{8}-\d{6}-[0-9a-f]{4}")
+SKIP_IF_PUBLISHED = {"name": "GENDER_SKIP_IF_PUBLISHED", "value": "true"}
 
 
 @pytest.fixture
@@ -57,6 +68,11 @@ def cli(kubeconfig: Path, *argv: str) -> int:
     return main(["--kubeconfig", str(kubeconfig), *argv])
 
 
+def rendered_retrain_cronjob() -> dict:
+    objects = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered_objects("manifests/base")}
+    return objects["CronJob", "gender-retrain"]
+
+
 def test_run_training_creates_the_job_kubectl_would_and_streams_its_logs(stub, kubeconfig):
     result = run_cli(kubeconfig, "run-training", "--timeout", "20", *FAST)
 
@@ -83,10 +99,124 @@ def test_run_training_creates_the_job_kubectl_would_and_streams_its_logs(stub, k
         }
     ]
     assert job["spec"] == template["spec"]
+    # One streamed request for the whole log (the stub serves follow=true only), none per poll.
+    log = f"/api/v1/namespaces/{NAMESPACE}/pods/{job['metadata']['name']}-x7k2p/log"
+    assert stub.requests.count(("GET", log)) == 1
+    assert "is pending" not in result.stderr  # ContainerCreating is no reason to report
+
+
+def test_run_training_copies_fields_this_client_does_not_know(stub, kubeconfig):
+    template = stub.cronjobs["gender-retrain"]["spec"]["jobTemplate"]
+    template["spec"]["podFailurePolicy"] = {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 3, 4]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+    template["spec"]["fieldOfAFutureRelease"] = {"mode": "Strict"}
+    template["spec"]["template"]["spec"]["containers"][0]["futureContainerField"] = [1, 2]
+
+    assert cli(kubeconfig, "run-training", "--timeout", "20", *FAST) == 0
+
+    [job] = stub.created
+    assert job["spec"] == template["spec"]
+
+
+@pytest.mark.parametrize(
+    ("cause", "reason"),
+    [
+        (
+            "ImagePullBackOff",
+            'container retrain: ImagePullBackOff: Back-off pulling image "gender-jobs:0.1.0"',
+        ),
+        ("Unschedulable", f"Unschedulable: {UNSCHEDULABLE}"),
+        ("Multi-Attach", f"FailedAttachVolume: {MULTI_ATTACH}"),
+    ],
+)
+def test_run_training_says_once_why_its_pod_is_pending(stub, kubeconfig, capsys, cause, reason):
+    stub.pending_cause = cause
+
+    exit_code = cli(kubeconfig, "run-training", "--job-name", "retrain-stuck", "--timeout", "0.5", *FAST)
+
+    assert exit_code == ExitCode.TIMEOUT
+    reports = [line for line in capsys.readouterr().err.splitlines() if "is pending" in line]
+    assert reports == [f"cluster: pod retrain-stuck-x7k2p is pending: {reason}"]
+
+
+def test_run_training_refuses_while_a_run_of_a_forbid_cronjob_is_active(stub, kubeconfig, capsys):
+    stub.job_outcome = "hang"
+    first = run_cli(kubeconfig, "run-training", "--job-name", "retrain-first", "--timeout", "0.3", *FAST)
+    assert first.returncode == ExitCode.TIMEOUT
+
+    assert cli(kubeconfig, "run-training", *FAST) == ExitCode.WRITER_BUSY
+    assert cli(kubeconfig, "bootstrap", *FAST) == ExitCode.WRITER_BUSY
+
+    err = capsys.readouterr().err
     assert (
-        "GET",
-        f"/api/v1/namespaces/{NAMESPACE}/pods/{job['metadata']['name']}-x7k2p/log",
-    ) in stub.requests
+        "error: CronJob gender-retrain forbids concurrent runs (concurrencyPolicy: Forbid) "
+        "and its Job retrain-first is still running" in err
+    )
+    assert [job["metadata"]["name"] for job in stub.created] == ["retrain-first"]
+    stub.cronjobs["gender-retrain"]["spec"]["concurrencyPolicy"] = "Allow"
+    assert (
+        cli(kubeconfig, "run-training", "--job-name", "retrain-second", "--timeout", "0.3")
+        == ExitCode.TIMEOUT
+    )
+    assert [job["metadata"]["name"] for job in stub.created] == ["retrain-first", "retrain-second"]
+
+
+def test_the_default_timeout_outlasts_the_jobs_own_deadline(stub, kubeconfig, capsys):
+    cronjob = rendered_retrain_cronjob()
+    stub.add_cronjob(cronjob)
+    job_spec = cronjob["spec"]["jobTemplate"]["spec"]
+    grace = job_spec["template"]["spec"].get("terminationGracePeriodSeconds", 30)  # Kubernetes' default
+
+    assert cli(kubeconfig, "run-training", *FAST) == 0
+
+    waited = float(re.search(r"waiting up to (\S+)s", capsys.readouterr().err).group(1))
+    assert waited > job_spec["activeDeadlineSeconds"] + grace
+
+
+def test_bootstrap_runs_the_retrain_template_set_to_skip_a_published_model(stub, kubeconfig, capsys):
+    template = stub.cronjobs["gender-retrain"]["spec"]["jobTemplate"]
+    env = template["spec"]["template"]["spec"]["containers"][0]["env"]
+    env.append({"name": "GENDER_SKIP_IF_PUBLISHED", "value": "false"})
+
+    assert cli(kubeconfig, "bootstrap", "--timeout", "20", *FAST) == 0
+    # Again: harmless, the second Job finds the model and exits at once.
+    assert cli(kubeconfig, "bootstrap", "--timeout", "20", *FAST) == 0
+
+    expected = copy.deepcopy(template["spec"])
+    expected["template"]["spec"]["containers"][0]["env"] = [*env[:-1], SKIP_IF_PUBLISHED]
+    assert len(stub.created) == 2
+    for job in stub.created:
+        assert BOOTSTRAP_NAME.fullmatch(job["metadata"]["name"])
+        assert job["metadata"]["ownerReferences"][0]["name"] == "gender-retrain"
+        assert job["spec"] == expected
+    assert capsys.readouterr().out == "".join(f"{line}\n" for line in stub.log_lines) * 2
+
+
+def test_bootstrap_names_a_template_without_the_retrain_container(stub, kubeconfig, capsys):
+    template = stub.cronjobs["gender-retrain"]["spec"]["jobTemplate"]
+    template["spec"]["template"]["spec"]["containers"][0]["name"] = "trainer"
+
+    assert cli(kubeconfig, "bootstrap", *FAST) == ExitCode.CLUSTER
+    assert "the job template has no container 'retrain' (it has trainer)" in capsys.readouterr().err
+    assert stub.created == []
+
+
+def test_a_call_the_role_does_not_grant_is_named_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GENDER_NAMESPACE", raising=False)
+    without_list = role_permissions(cli_role()) - {Permission("batch", "jobs", "list")}
+    with KubeStub(NAMESPACE, granted=without_list) as stub:
+        assert cli(stub.write_kubeconfig(tmp_path / "kubeconfig"), "run-training", *FAST) == ExitCode.CLUSTER
+
+    assert (
+        "listing the Jobs in namespace gender-classifier failed: HTTP 403 Forbidden: "
+        'jobs.batch is forbidden: User "system:serviceaccount:gender-classifier:gender-cluster-cli" '
+        'cannot list resource "jobs"' in capsys.readouterr().err
+    )
+    assert stub.created == []
 
 
 def test_run_training_exits_failed_when_the_job_fails(stub, kubeconfig, capsys):
@@ -103,11 +233,11 @@ def test_run_training_exits_failed_when_the_job_fails(stub, kubeconfig, capsys):
 def test_run_training_exits_timeout_with_the_logs_so_far(stub, kubeconfig):
     stub.job_outcome = "hang"
 
-    result = run_cli(kubeconfig, "run-training", "--job-name", "retrain-hang", "--timeout", "0.5", *FAST)
+    result = run_cli(kubeconfig, "run-training", "--job-name", "retrain-hang", "--timeout", "1", *FAST)
 
     assert result.returncode == ExitCode.TIMEOUT
     assert result.stdout == "loading users.csv\ntraining candidate\n"
-    assert "Job retrain-hang did not finish within 0.5s (active=1, succeeded=0, failed=0)" in result.stderr
+    assert "Job retrain-hang did not finish within 1s (active=1, succeeded=0, failed=0)" in result.stderr
 
 
 def test_run_training_names_a_missing_cronjob(stub, kubeconfig):
@@ -220,7 +350,7 @@ def test_an_unreadable_kubeconfig_is_reported(tmp_path, content, capsys):
 
 
 def test_manual_job_names_fit_the_job_name_label():
-    name = manual_job_name("a-very-long-cronjob-name-" * 3)
+    name = timestamped_name("a-very-long-cronjob-name-" * 3)
     assert len(name) <= 63
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)
 
@@ -422,13 +552,7 @@ def test_the_role_grants_exactly_the_calls_the_cli_makes(stub, kubeconfig):
     stub.deployments["gender-api"] = rollout("gender-api", NAMESPACE)
 
     assert cli(kubeconfig, "run-training", "--timeout", "20", *FAST) == 0
+    assert cli(kubeconfig, "bootstrap", "--timeout", "20", *FAST) == 0
     assert cli(kubeconfig, "wait-ready", "--timeout", "20", *FAST) == 0
 
-    granted = {
-        Permission(group, resource, verb)
-        for rule in objects["Role", "gender-cluster-cli"]["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-    assert set(stub.permissions) == granted
+    assert set(stub.permissions) == role_permissions(objects["Role", "gender-cluster-cli"])
