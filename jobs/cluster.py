@@ -1,9 +1,10 @@
-"""Cluster CLI: run the retraining CronJob now, wait for a rollout, promote an image tag.
+"""Cluster CLI: train the first model, run the retraining CronJob now, wait for a rollout, promote a tag.
 
-`python -m jobs.cluster {run-training,wait-ready,promote} --help` for the options. Configuration:
-in-cluster in a pod, else kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config); namespace from
-GENDER_NAMESPACE or --namespace. Exit codes (model.exit_codes): OK, FAILED (the Job or rollout
-failed), TIMEOUT, CLUSTER (the API or its configuration), BAD_INPUT (an overlay), USAGE.
+`python -m jobs.cluster {bootstrap,run-training,wait-ready,promote} --help` for the options.
+Credentials in kubectl's order: --kubeconfig, KUBECONFIG, ~/.kube/config, then the pod's service
+account; namespace from GENDER_NAMESPACE or --namespace. Exit codes (model.exit_codes): OK, FAILED
+(the Job or rollout failed), WRITER_BUSY (a run of the CronJob is still active), TIMEOUT, CLUSTER
+(the API or its configuration), BAD_INPUT (an overlay), USAGE.
 Messages go to stderr; stdout carries only the pods' logs (and promote's summary).
 promote edits the overlay's `images:` (and its version label) by a ruamel.yaml round-trip, keeping
 comments, order and quoting.
@@ -22,17 +23,32 @@ from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from jobs.cluster_api import ClusterError, load_api_client, run_training, say, wait_ready
+from jobs.cluster_api import (
+    ClusterError,
+    load_api_client,
+    run_from_cronjob,
+    say,
+    timestamped_name,
+    wait_ready,
+)
 from model.exit_codes import ExitCode
 from model.settings import GenderSettings, SettingsError
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # names that also fit the job-name label
+RETRAIN_CRONJOB = "gender-retrain"
+RETRAIN_CONTAINER = "retrain"
+# jobs.retrain exits OK at once when a model is published: a second bootstrap changes nothing.
+BOOTSTRAP_ENV = {RETRAIN_CONTAINER: {"GENDER_SKIP_IF_PUBLISHED": "true"}}
+BOOTSTRAP_PREFIX = "gender-bootstrap"
 DEFAULT_POLL_S = 2.0
 IMAGES = ("gender-api", "gender-jobs", "gender-mlflow")
 VERSION_LABEL = "app.kubernetes.io/version"  # names the release, so it follows the image tag
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 # Docker's grammar (distribution/reference): a tag, and a repository name with optional registry host.
 TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+# A Kubernetes label value: the tag is also the app.kubernetes.io/version label.
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+LABEL_VALUE_MAX = 63
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
@@ -42,11 +58,16 @@ WIDTH = 4096  # never re-wrap long lines
 
 
 def tag_type(value: str) -> str:
-    """argparse type: a Docker image tag."""
+    """argparse type: a Docker image tag that is also a Kubernetes label value."""
     if not TAG.fullmatch(value):
         raise argparse.ArgumentTypeError(
             f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-'; "
             "must not start with '.' or '-'; at most 128 characters)"
+        )
+    if len(value) > LABEL_VALUE_MAX or not LABEL_VALUE.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a valid Kubernetes label value, which the tag becomes in {VERSION_LABEL} "
+            f"(must start and end with a letter or digit; at most {LABEL_VALUE_MAX} characters)"
         )
     return value
 
@@ -165,7 +186,7 @@ def positive_seconds(value: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs.cluster", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, KUBECONFIG, ~/.kube)"
+        "--kubeconfig", type=Path, help="kubeconfig file (default: KUBECONFIG, ~/.kube/config, in-cluster)"
     )
     parser.add_argument("--namespace", type=dns_label, help="namespace (default: GENDER_NAMESPACE)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -174,14 +195,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll-interval", type=positive_seconds, default=DEFAULT_POLL_S, help="seconds between polls"
     )
 
-    train = commands.add_parser(
-        "run-training", parents=[polling], help="run the retraining CronJob now, print logs"
+    job = argparse.ArgumentParser(add_help=False, parents=[polling])
+    job.add_argument("--cronjob", type=dns_label, default=RETRAIN_CRONJOB, help="CronJob to instantiate")
+    job.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        help="seconds to wait for the Job (default: its activeDeadlineSeconds plus the time to end it)",
     )
-    train.add_argument("--cronjob", type=dns_label, default="gender-retrain", help="CronJob to instantiate")
-    train.add_argument("--timeout", type=positive_seconds, default=3600.0, help="seconds to wait for the Job")
-    train.add_argument(
-        "--job-name", type=dns_label, help="name of the Job (default: <cronjob>-manual-<time>)"
+    job.add_argument(
+        "--job-name",
+        type=dns_label,
+        help=(
+            "name of the Job (default: <cronjob>-manual-<time>-<random>; "
+            f"bootstrap: {BOOTSTRAP_PREFIX}-<time>-<random>)"
+        ),
     )
+    commands.add_parser(
+        "bootstrap",
+        parents=[job],
+        help="train the first model (a retrain that exits at once when a model is published), print logs",
+    )
+    commands.add_parser("run-training", parents=[job], help="run the retraining CronJob now, print logs")
 
     ready = commands.add_parser("wait-ready", parents=[polling], help="wait for a Deployment's rollout")
     ready.add_argument("--deployment", type=dns_label, default="gender-api", help="Deployment to wait for")
@@ -206,11 +240,19 @@ def main(argv: list[str] | None = None) -> int:
             return ExitCode.OK
         namespace = args.namespace or settings_namespace()
         with load_api_client(args.kubeconfig) as api:
-            if args.command == "run-training":
-                return run_training(
-                    api, namespace, args.cronjob, args.job_name, args.timeout, args.poll_interval
-                )
-            return wait_ready(api, namespace, args.deployment, args.timeout, args.poll_interval)
+            if args.command == "wait-ready":
+                return wait_ready(api, namespace, args.deployment, args.timeout, args.poll_interval)
+            bootstrap = args.command == "bootstrap"
+            prefix = BOOTSTRAP_PREFIX if bootstrap else f"{args.cronjob}-manual"
+            return run_from_cronjob(
+                api,
+                namespace,
+                args.cronjob,
+                args.job_name or timestamped_name(prefix),
+                args.timeout,
+                args.poll_interval,
+                BOOTSTRAP_ENV if bootstrap else None,
+            )
     except ClusterError as exc:
         say(f"error: {exc}")
         return exc.code

@@ -1,5 +1,7 @@
 """The cluster CLI against a stand-in API server reached through a real kubeconfig."""
 
+import contextlib
+import copy
 import os
 import re
 import shutil
@@ -8,18 +10,29 @@ import sys
 from pathlib import Path
 
 import pytest
+from kubernetes import config
 from ruamel.yaml import YAML
 
 from jobs.cluster import main
-from jobs.cluster_api import manual_job_name
+from jobs.cluster_api import timestamped_name
 from model.exit_codes import ExitCode
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.support.kube_stub import KubeStub, Permission, rollout
+from tests.support.kube_stub import (
+    MULTI_ATTACH,
+    UNSCHEDULABLE,
+    KubeStub,
+    Permission,
+    cli_role,
+    role_permissions,
+    rollout,
+)
 from tests.support.manifests import rendered_objects
 
 NAMESPACE = "gender-classifier"
 FAST = ["--poll-interval", "0.05"]
-MANUAL_NAME = re.compile(r"gender-retrain-manual-\d{8}-\d{6}")
+MANUAL_NAME = re.compile(r"gender-retrain-manual-\d{8}-\d{6}-[0-9a-f]{4}")
+BOOTSTRAP_NAME = re.compile(r"gender-bootstrap-\d{8}-\d{6}-[0-9a-f]{4}")
+SKIP_IF_PUBLISHED = {"name": "GENDER_SKIP_IF_PUBLISHED", "value": "true"}
 
 
 @pytest.fixture
@@ -55,6 +68,11 @@ def cli(kubeconfig: Path, *argv: str) -> int:
     return main(["--kubeconfig", str(kubeconfig), *argv])
 
 
+def rendered_retrain_cronjob() -> dict:
+    objects = {(obj["kind"], obj["metadata"]["name"]): obj for obj in rendered_objects("manifests/base")}
+    return objects["CronJob", "gender-retrain"]
+
+
 def test_run_training_creates_the_job_kubectl_would_and_streams_its_logs(stub, kubeconfig):
     result = run_cli(kubeconfig, "run-training", "--timeout", "20", *FAST)
 
@@ -81,10 +99,124 @@ def test_run_training_creates_the_job_kubectl_would_and_streams_its_logs(stub, k
         }
     ]
     assert job["spec"] == template["spec"]
+    # One streamed request for the whole log (the stub serves follow=true only), none per poll.
+    log = f"/api/v1/namespaces/{NAMESPACE}/pods/{job['metadata']['name']}-x7k2p/log"
+    assert stub.requests.count(("GET", log)) == 1
+    assert "is pending" not in result.stderr  # ContainerCreating is no reason to report
+
+
+def test_run_training_copies_fields_this_client_does_not_know(stub, kubeconfig):
+    template = stub.cronjobs["gender-retrain"]["spec"]["jobTemplate"]
+    template["spec"]["podFailurePolicy"] = {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2, 3, 4]}},
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+    template["spec"]["fieldOfAFutureRelease"] = {"mode": "Strict"}
+    template["spec"]["template"]["spec"]["containers"][0]["futureContainerField"] = [1, 2]
+
+    assert cli(kubeconfig, "run-training", "--timeout", "20", *FAST) == 0
+
+    [job] = stub.created
+    assert job["spec"] == template["spec"]
+
+
+@pytest.mark.parametrize(
+    ("cause", "reason"),
+    [
+        (
+            "ImagePullBackOff",
+            'container retrain: ImagePullBackOff: Back-off pulling image "gender-jobs:0.1.0"',
+        ),
+        ("Unschedulable", f"Unschedulable: {UNSCHEDULABLE}"),
+        ("Multi-Attach", f"FailedAttachVolume: {MULTI_ATTACH}"),
+    ],
+)
+def test_run_training_says_once_why_its_pod_is_pending(stub, kubeconfig, capsys, cause, reason):
+    stub.pending_cause = cause
+
+    exit_code = cli(kubeconfig, "run-training", "--job-name", "retrain-stuck", "--timeout", "0.5", *FAST)
+
+    assert exit_code == ExitCode.TIMEOUT
+    reports = [line for line in capsys.readouterr().err.splitlines() if "is pending" in line]
+    assert reports == [f"cluster: pod retrain-stuck-x7k2p is pending: {reason}"]
+
+
+def test_run_training_refuses_while_a_run_of_a_forbid_cronjob_is_active(stub, kubeconfig, capsys):
+    stub.job_outcome = "hang"
+    first = run_cli(kubeconfig, "run-training", "--job-name", "retrain-first", "--timeout", "0.3", *FAST)
+    assert first.returncode == ExitCode.TIMEOUT
+
+    assert cli(kubeconfig, "run-training", *FAST) == ExitCode.WRITER_BUSY
+    assert cli(kubeconfig, "bootstrap", *FAST) == ExitCode.WRITER_BUSY
+
+    err = capsys.readouterr().err
     assert (
-        "GET",
-        f"/api/v1/namespaces/{NAMESPACE}/pods/{job['metadata']['name']}-x7k2p/log",
-    ) in stub.requests
+        "error: CronJob gender-retrain forbids concurrent runs (concurrencyPolicy: Forbid) "
+        "and its Job retrain-first is still running" in err
+    )
+    assert [job["metadata"]["name"] for job in stub.created] == ["retrain-first"]
+    stub.cronjobs["gender-retrain"]["spec"]["concurrencyPolicy"] = "Allow"
+    assert (
+        cli(kubeconfig, "run-training", "--job-name", "retrain-second", "--timeout", "0.3")
+        == ExitCode.TIMEOUT
+    )
+    assert [job["metadata"]["name"] for job in stub.created] == ["retrain-first", "retrain-second"]
+
+
+def test_the_default_timeout_outlasts_the_jobs_own_deadline(stub, kubeconfig, capsys):
+    cronjob = rendered_retrain_cronjob()
+    stub.add_cronjob(cronjob)
+    job_spec = cronjob["spec"]["jobTemplate"]["spec"]
+    grace = job_spec["template"]["spec"].get("terminationGracePeriodSeconds", 30)  # Kubernetes' default
+
+    assert cli(kubeconfig, "run-training", *FAST) == 0
+
+    waited = float(re.search(r"waiting up to (\S+)s", capsys.readouterr().err).group(1))
+    assert waited > job_spec["activeDeadlineSeconds"] + grace
+
+
+def test_bootstrap_runs_the_retrain_template_set_to_skip_a_published_model(stub, kubeconfig, capsys):
+    template = stub.cronjobs["gender-retrain"]["spec"]["jobTemplate"]
+    env = template["spec"]["template"]["spec"]["containers"][0]["env"]
+    env.append({"name": "GENDER_SKIP_IF_PUBLISHED", "value": "false"})
+
+    assert cli(kubeconfig, "bootstrap", "--timeout", "20", *FAST) == 0
+    # Again: harmless, the second Job finds the model and exits at once.
+    assert cli(kubeconfig, "bootstrap", "--timeout", "20", *FAST) == 0
+
+    expected = copy.deepcopy(template["spec"])
+    expected["template"]["spec"]["containers"][0]["env"] = [*env[:-1], SKIP_IF_PUBLISHED]
+    assert len(stub.created) == 2
+    for job in stub.created:
+        assert BOOTSTRAP_NAME.fullmatch(job["metadata"]["name"])
+        assert job["metadata"]["ownerReferences"][0]["name"] == "gender-retrain"
+        assert job["spec"] == expected
+    assert capsys.readouterr().out == "".join(f"{line}\n" for line in stub.log_lines) * 2
+
+
+def test_bootstrap_names_a_template_without_the_retrain_container(stub, kubeconfig, capsys):
+    template = stub.cronjobs["gender-retrain"]["spec"]["jobTemplate"]
+    template["spec"]["template"]["spec"]["containers"][0]["name"] = "trainer"
+
+    assert cli(kubeconfig, "bootstrap", *FAST) == ExitCode.CLUSTER
+    assert "the job template has no container 'retrain' (it has trainer)" in capsys.readouterr().err
+    assert stub.created == []
+
+
+def test_a_call_the_role_does_not_grant_is_named_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GENDER_NAMESPACE", raising=False)
+    without_list = role_permissions(cli_role()) - {Permission("batch", "jobs", "list")}
+    with KubeStub(NAMESPACE, granted=without_list) as stub:
+        assert cli(stub.write_kubeconfig(tmp_path / "kubeconfig"), "run-training", *FAST) == ExitCode.CLUSTER
+
+    assert (
+        "listing the Jobs in namespace gender-classifier failed: HTTP 403 Forbidden: "
+        'jobs.batch is forbidden: User "system:serviceaccount:gender-classifier:gender-cluster-cli" '
+        'cannot list resource "jobs"' in capsys.readouterr().err
+    )
+    assert stub.created == []
 
 
 def test_run_training_exits_failed_when_the_job_fails(stub, kubeconfig, capsys):
@@ -101,11 +233,11 @@ def test_run_training_exits_failed_when_the_job_fails(stub, kubeconfig, capsys):
 def test_run_training_exits_timeout_with_the_logs_so_far(stub, kubeconfig):
     stub.job_outcome = "hang"
 
-    result = run_cli(kubeconfig, "run-training", "--job-name", "retrain-hang", "--timeout", "0.5", *FAST)
+    result = run_cli(kubeconfig, "run-training", "--job-name", "retrain-hang", "--timeout", "1", *FAST)
 
     assert result.returncode == ExitCode.TIMEOUT
     assert result.stdout == "loading users.csv\ntraining candidate\n"
-    assert "Job retrain-hang did not finish within 0.5s (active=1, succeeded=0, failed=0)" in result.stderr
+    assert "Job retrain-hang did not finish within 1s (active=1, succeeded=0, failed=0)" in result.stderr
 
 
 def test_run_training_names_a_missing_cronjob(stub, kubeconfig):
@@ -124,6 +256,74 @@ def test_run_training_refuses_an_existing_job_name(stub, kubeconfig, capsys):
     assert cli(kubeconfig, "run-training", "--job-name", "retrain-once", *FAST) == ExitCode.CLUSTER
     assert (
         "creating Job retrain-once in namespace gender-classifier failed: HTTP 409" in capsys.readouterr().err
+    )
+
+
+@pytest.fixture
+def no_credentials(tmp_path, monkeypatch):
+    """No kubeconfig anywhere and no pod around: an empty HOME, no KUBECONFIG."""
+    for name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "GENDER_NAMESPACE"):
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+SOURCES = ("--kubeconfig", "KUBECONFIG", "~/.kube/config", "pod")
+
+
+@pytest.mark.parametrize("present", [SOURCES[index:] for index in range(len(SOURCES))])
+def test_credentials_come_in_kubectls_order_the_pods_last(no_credentials, tmp_path, monkeypatch, present):
+    with contextlib.ExitStack() as stack:
+        stubs = {source: stack.enter_context(KubeStub(NAMESPACE)) for source in SOURCES}
+        for stub in stubs.values():
+            stub.deployments["gender-api"] = rollout("gender-api", NAMESPACE)
+
+        def load_incluster_config(client_configuration):  # the pod's service account, without a pod
+            client_configuration.host = stubs["pod"].url
+            client_configuration.api_key = {"authorization": "Bearer pod-token"}
+
+        # Set in every pod, a Jenkins agent's too: it must not win over a kubeconfig.
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+        monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+        monkeypatch.setattr(config, "load_incluster_config", load_incluster_config)
+        argv = []
+        if "--kubeconfig" in present:
+            argv = ["--kubeconfig", str(stubs["--kubeconfig"].write_kubeconfig(tmp_path / "flag"))]
+        if "KUBECONFIG" in present:  # a list, as kubectl reads it; a missing file is skipped
+            path = stubs["KUBECONFIG"].write_kubeconfig(tmp_path / "env")
+            monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'absent'}{os.pathsep}{path}")
+        if "~/.kube/config" in present:
+            (no_credentials / ".kube").mkdir()
+            stubs["~/.kube/config"].write_kubeconfig(no_credentials / ".kube" / "config")
+
+        assert main([*argv, "wait-ready", "--timeout", "20", *FAST]) == 0
+
+    called = [source for source, stub in stubs.items() if stub.requests]
+    assert called == [present[0]]
+
+
+def test_a_kubeconfig_without_a_file_is_an_error_not_another_cluster(
+    no_credentials, tmp_path, monkeypatch, capsys
+):
+    (no_credentials / ".kube").mkdir()
+    with KubeStub(NAMESPACE) as home_stub:
+        home_stub.write_kubeconfig(no_credentials / ".kube" / "config")
+        monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+
+        assert main(["wait-ready"]) == ExitCode.CLUSTER
+
+    assert home_stub.requests == []
+    err = capsys.readouterr().err
+    assert f"cannot load the Kubernetes configuration from the KUBECONFIG {tmp_path / 'absent'}" in err
+
+
+def test_no_credentials_at_all_are_reported(no_credentials, capsys):
+    assert main(["wait-ready"]) == ExitCode.CLUSTER
+    assert (
+        "no Kubernetes configuration: pass --kubeconfig, set KUBECONFIG, write ~/.kube/config, "
+        "or run in a pod" in capsys.readouterr().err
     )
 
 
@@ -150,7 +350,7 @@ def test_an_unreadable_kubeconfig_is_reported(tmp_path, content, capsys):
 
 
 def test_manual_job_names_fit_the_job_name_label():
-    name = manual_job_name("a-very-long-cronjob-name-" * 3)
+    name = timestamped_name("a-very-long-cronjob-name-" * 3)
     assert len(name) <= 63
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name)
 
@@ -268,14 +468,40 @@ def test_promote_sets_the_registry_as_new_name(overlay):
     assert list(images[1]) == ["name", "newName", "newTag"]
 
 
-@pytest.mark.parametrize("tag", ["bad:tag", ".hidden", "x" * 129, "spa ce"])
-def test_promote_refuses_an_invalid_tag(overlay, tag, capsys):
+IMAGE_TAG_RULE = "is not a valid image tag"
+LABEL_RULE = "is not a valid Kubernetes label value, which the tag becomes in app.kubernetes.io/version"
+
+
+@pytest.mark.parametrize(
+    ("tag", "rule"),
+    [
+        ("bad:tag", IMAGE_TAG_RULE),
+        (".hidden", IMAGE_TAG_RULE),
+        ("x" * 129, IMAGE_TAG_RULE),
+        ("spa ce", IMAGE_TAG_RULE),
+        ("x" * 64, LABEL_RULE),
+        ("_v1", LABEL_RULE),
+        ("v1-", LABEL_RULE),
+        ("v1.", LABEL_RULE),
+    ],
+)
+def test_promote_refuses_an_invalid_tag(overlay, tag, rule, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["promote", "--overlay", str(overlay), f"--tag={tag}"])
 
     assert exit_info.value.code == ExitCode.USAGE
-    assert "is not a valid image tag" in capsys.readouterr().err
+    assert rule in capsys.readouterr().err
     assert (overlay / "kustomization.yaml").read_text() == KUSTOMIZATION
+
+
+def test_promote_accepts_the_longest_label_value(overlay):
+    tag = "1.2.3-rc_1." + "x" * 52
+
+    assert main(["promote", "--overlay", str(overlay), "--tag", tag]) == 0
+    assert {image["newTag"] for image in YAML().load(overlay / "kustomization.yaml")["images"]} == {
+        tag,
+        "keep-me",
+    }
 
 
 def test_promote_refuses_a_bad_registry_and_a_missing_file(overlay, tmp_path, capsys):
@@ -326,13 +552,7 @@ def test_the_role_grants_exactly_the_calls_the_cli_makes(stub, kubeconfig):
     stub.deployments["gender-api"] = rollout("gender-api", NAMESPACE)
 
     assert cli(kubeconfig, "run-training", "--timeout", "20", *FAST) == 0
+    assert cli(kubeconfig, "bootstrap", "--timeout", "20", *FAST) == 0
     assert cli(kubeconfig, "wait-ready", "--timeout", "20", *FAST) == 0
 
-    granted = {
-        Permission(group, resource, verb)
-        for rule in objects["Role", "gender-cluster-cli"]["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-    assert set(stub.permissions) == granted
+    assert set(stub.permissions) == role_permissions(objects["Role", "gender-cluster-cli"])

@@ -1,19 +1,26 @@
 """A stand-in for the Kubernetes API server: just the paths the cluster CLI uses.
 
-It answers with the JSON objects a real API server returns (full CronJob, Job, Pod, PodList,
-Deployment and Status objects), keeps state (a created Job gets a pod that runs, then
-succeeds or fails; a Deployment's status advances on each GET) and records every request both
-as (method, path) and as the RBAC permission it needs, parsed like the API server's RequestInfo.
+It answers with the JSON objects a real API server returns (full CronJob, Job, JobList, Pod,
+PodList, EventList, Deployment and Status objects), keeps state (a created Job gets a pod that
+runs, then succeeds or fails, or stays Pending for a given cause; a Deployment's status advances
+on each GET), streams pod logs as `follow=true` does, and records every request both as
+(method, path) and as the RBAC permission it needs, parsed like the API server's RequestInfo.
+Like an RBAC authorizer it refuses, 403, what the Role gender-cluster-cli does not grant.
 """
 
 import copy
 import json
 import threading
 import uuid
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from tests.fixtures.data import CHECKOUT_DIR
 
 CREATED_AT = "2025-06-01T10:00:00Z"
 STARTED_AT = "2025-06-01T10:00:05Z"
@@ -28,6 +35,15 @@ JOB_LABELS = (
 POLLS_PENDING, POLLS_RUNNING = 1, 2
 LINES_WHILE_RUNNING = 2
 SHUTDOWN_POLL_S = 0.05  # how often serve_forever checks for shutdown()
+RBAC_FILE = CHECKOUT_DIR / "manifests" / "base" / "rbac.yaml"
+CLI_ROLE = "gender-cluster-cli"
+UNSCHEDULABLE = (
+    "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: "
+    "1 No preemption victims found for incoming pod."
+)
+MULTI_ATTACH = (
+    'Multi-Attach error for volume "pvc-5c1e0b7a" Volume is already used by pod(s) gender-batch-predict-x2z9q'
+)
 
 
 class Permission(NamedTuple):
@@ -48,6 +64,54 @@ def request_permission(method: str, path: str, query: dict[str, list[str]]) -> P
     else:
         verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
     return Permission(group, f"{resource}/{subresource}" if subresource else resource, verb)
+
+
+def role_permissions(role: dict) -> set[Permission]:
+    """Every (apiGroup, resource, verb) a Role's rules grant (the Role names no wildcard)."""
+    return {
+        Permission(group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def cli_role() -> dict:
+    """The Role gender-cluster-cli as manifests/base/rbac.yaml writes it."""
+    documents = yaml.safe_load_all(RBAC_FILE.read_text())
+    [role] = [doc for doc in documents if doc["kind"] == "Role" and doc["metadata"]["name"] == CLI_ROLE]
+    return role
+
+
+def forbidden(permission: Permission, name: str, namespace: str) -> tuple[int, dict]:
+    """The Status of an RBAC denial, as the API server's authorization filter words it."""
+    resource, _, subresource = permission.resource.partition("/")
+    qualified = f"{resource}.{permission.group}" if permission.group else resource
+    subject = f"{qualified} {json.dumps(name)}" if name else qualified
+    user = f"system:serviceaccount:{namespace}:{CLI_ROLE}"
+    message = (
+        f'{subject} is forbidden: User "{user}" cannot {permission.verb} resource "{resource}"'
+        + (f' with subresource "{subresource}"' if subresource else "")
+        + f' in API group "{permission.group}" in the namespace "{namespace}"'
+    )
+    details = {"name": name, "kind": resource} | ({"group": permission.group} if permission.group else {})
+    return 403, status_object(403, "Forbidden", message, details)
+
+
+def object_list(kind: str, api_version: str, objects: list[dict]) -> dict:
+    items = [
+        {key: value for key, value in obj.items() if key not in ("apiVersion", "kind")} for obj in objects
+    ]
+    return {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": "2002"}, "items": items}
+
+
+def field(obj: dict, path: str) -> str:
+    """A field selector's value: obj at a dotted path, as a string."""
+    value = obj
+    for key in path.split("."):
+        value = value.get(key, "") if isinstance(value, dict) else ""
+    return str(value)
 
 
 def status_object(code: int, reason: str, message: str, details: dict | None = None) -> dict:
@@ -84,7 +148,7 @@ def cronjob(name: str, namespace: str) -> dict:
     """The retraining CronJob as the API server returns it (defaults filled in)."""
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "trainer"}
     container = {
-        "name": "trainer",
+        "name": "retrain",
         "image": "gender-jobs:0.1.0",
         "command": ["python", "-m", "jobs.retrain"],
         "env": [{"name": "GENDER_MODEL_DIR", "value": "/models"}],
@@ -178,19 +242,25 @@ def rollout(name: str, namespace: str, replicas: int = 2) -> tuple[dict, list[di
 class KubeStub:
     """State and request log of the stand-in API server; `with KubeStub() as stub:` serves it."""
 
-    def __init__(self, namespace: str = "gender-classifier") -> None:
+    def __init__(self, namespace: str = "gender-classifier", granted: set[Permission] | None = None) -> None:
         self.namespace = namespace
+        self.granted = role_permissions(cli_role()) if granted is None else granted
         self.requests: list[tuple[str, str]] = []
-        self.permissions: list[Permission] = []
+        self.permissions: list[Permission] = []  # asked for, granted or not
         self.cronjobs = {"gender-retrain": cronjob("gender-retrain", namespace)}
         self.jobs: dict[str, dict] = {}
         self.created: list[dict] = []  # Job bodies exactly as the client POSTed them
         self.pods: dict[str, dict] = {}
+        self.events: list[dict] = []
         self.deployments: dict[str, tuple[dict, list[dict]]] = {}
         self.job_outcome = "succeed"  # or "fail", or "hang" (stays Running)
+        # "ImagePullBackOff", "Unschedulable" or "Multi-Attach": the pod stays Pending for that reason.
+        self.pending_cause: str | None = None
         self.log_lines = ["loading users.csv", "training candidate", "gate passed", "published model"]
         self._job_polls: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a pod's phase changed, or the stub stops
+        self._stopping = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
 
     @property
@@ -202,6 +272,9 @@ class KubeStub:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        with self._changed:  # ends the log streams still open
+            self._stopping = True
+            self._changed.notify_all()
         self._server.shutdown()
         self._server.server_close()
 
@@ -218,7 +291,7 @@ class KubeStub:
         path.write_text(json.dumps(kubeconfig))  # JSON is YAML
         return path
 
-    def handle(self, method: str, url: str, body: bytes) -> tuple[int, dict | str]:
+    def handle(self, method: str, url: str, body: bytes) -> tuple[int, dict | Iterator[str]]:
         split = urlsplit(url)
         query = parse_qs(split.query)
         with self._lock:
@@ -229,6 +302,8 @@ class KubeStub:
                 return 404, status_object(404, "NotFound", "the server could not find the requested resource")
             self.permissions.append(permission)
             name = split.path.rstrip("/").split("/")[-2 if permission.resource == "pods/log" else -1]
+            if permission not in self.granted:
+                return forbidden(permission, name if permission.verb != "list" else "", self.namespace)
             match permission:
                 case ("batch", "cronjobs", "get"):
                     found = self.cronjobs.get(name)
@@ -239,10 +314,16 @@ class KubeStub:
                     return (
                         (200, self._poll_job(name)) if name in self.jobs else not_found("jobs", "batch", name)
                     )
+                case ("batch", "jobs", "list"):
+                    return 200, object_list("JobList", "batch/v1", list(self.jobs.values()))
                 case ("", "pods", "list"):
                     return 200, self._list_pods(query.get("labelSelector", [""])[0])
                 case ("", "pods/log", "get"):
-                    return self._pod_log(name, query.get("container", [""])[0])
+                    return self._pod_log(
+                        name, query.get("container", [""])[0], query.get("follow") == ["true"]
+                    )
+                case ("", "events", "list"):
+                    return 200, self._list_events(query.get("fieldSelector", [""])[0])
                 case ("apps", "deployments", "get"):
                     return self._poll_deployment(name)
             return 404, status_object(404, "NotFound", "the server could not find the requested resource")
@@ -278,11 +359,14 @@ class KubeStub:
         job = self.jobs[name]
         pod_name = f"{name}-x7k2p"
         if polls >= POLLS_PENDING and pod_name not in self.pods:
-            self.pods[pod_name] = self._new_pod(pod_name, job)
-        phase = "Pending" if polls == POLLS_PENDING else "Running"
-        if polls > POLLS_RUNNING and self.job_outcome != "hang":
+            self.pods[pod_name] = pod = self._new_pod(pod_name, job)
+            if self.pending_cause == "Multi-Attach":
+                self.events.append(attach_failure(pod))
+        phase = "Pending" if polls == POLLS_PENDING or self.pending_cause else "Running"
+        if phase == "Running" and polls > POLLS_RUNNING and self.job_outcome != "hang":
             phase = "Succeeded" if self.job_outcome == "succeed" else "Failed"
-        set_pod_phase(self.pods[pod_name], phase)
+        set_pod_phase(self.pods[pod_name], phase, self.pending_cause)
+        self._changed.notify_all()
         job["status"] = job_status(phase)
         return job
 
@@ -297,31 +381,47 @@ class KubeStub:
 
     def _list_pods(self, selector: str) -> dict:
         wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
-        items = [
-            {key: value for key, value in pod.items() if key not in ("apiVersion", "kind")}
-            for pod in self.pods.values()
-            if wanted.items() <= pod["metadata"]["labels"].items()
-        ]
-        return {
-            "kind": "PodList",
-            "apiVersion": "v1",
-            "metadata": {"resourceVersion": "2002"},
-            "items": items,
-        }
+        pods = [pod for pod in self.pods.values() if wanted.items() <= pod["metadata"]["labels"].items()]
+        return object_list("PodList", "v1", pods)
 
-    def _pod_log(self, name: str, container: str) -> tuple[int, dict | str]:
+    def _list_events(self, selector: str) -> dict:
+        wanted = [term.split("=", 1) for term in selector.split(",") if term]
+        events = [e for e in self.events if all(field(e, path) == value for path, value in wanted)]
+        return object_list("EventList", "v1", events)
+
+    def _pod_log(self, name: str, container: str, follow: bool) -> tuple[int, dict | Iterator[str]]:
+        """A container's log; the CLI streams it, so the stub serves follow=true only."""
         pod = self.pods.get(name)
         if pod is None:
             return not_found("pods", "", name)
+        if not follow:
+            return 400, status_object(400, "BadRequest", "the stub serves logs with follow=true only")
         names = [c["name"] for c in pod["spec"]["containers"]]
         if container not in names:
             return 400, status_object(400, "BadRequest", f"container {container} is not valid for pod {name}")
-        phase = pod["status"]["phase"]
-        if phase == "Pending":
+        if pod["status"]["phase"] == "Pending":
             message = f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
             return 400, status_object(400, "BadRequest", message)
-        lines = self.log_lines[:LINES_WHILE_RUNNING] if phase == "Running" else self.log_lines
-        return 200, "".join(line + "\n" for line in lines)
+        return 200, self._follow_log(pod)
+
+    def _log(self, pod: dict) -> list[str]:
+        return self.log_lines[:LINES_WHILE_RUNNING] if pod["status"]["phase"] == "Running" else self.log_lines
+
+    def _follow_log(self, pod: dict) -> Iterator[str]:
+        """What follow=true streams: the log so far, then each new line, until the container ends."""
+        sent = 0
+        while True:
+            with self._changed:
+                while not self._log_ended(pod) and len(self._log(pod)) == sent:
+                    self._changed.wait()
+                lines, ended = self._log(pod), self._log_ended(pod)
+            yield "".join(line + "\n" for line in lines[sent:])
+            sent = len(lines)
+            if ended:
+                return
+
+    def _log_ended(self, pod: dict) -> bool:
+        return self._stopping or pod["status"]["phase"] != "Running"
 
     def _poll_deployment(self, name: str) -> tuple[int, dict]:
         if name not in self.deployments:
@@ -334,16 +434,28 @@ class KubeStub:
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # for chunked streams (and keep-alive, as the API server)
+
             def _respond(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 code, payload = stub.handle(self.command, self.path, body)
-                is_text = isinstance(payload, str)
-                data = (payload if is_text else json.dumps(payload)).encode()
                 self.send_response(code)
-                self.send_header("Content-Type", "text/plain" if is_text else "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                if isinstance(payload, dict):
+                    data = json.dumps(payload).encode()
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                # A stream, chunked as the API server sends a followed log: each chunk as it comes.
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                self.wfile.write(data)
+                for chunk in payload:
+                    if chunk:
+                        data = chunk.encode()
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.write(b"0\r\n\r\n")
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _respond
 
@@ -353,20 +465,50 @@ class KubeStub:
         return Handler
 
 
-def set_pod_phase(pod: dict, phase: str) -> None:
+def set_pod_phase(pod: dict, phase: str, pending_cause: str | None = None) -> None:
+    """The status the kubelet and scheduler report for a pod in this phase (Pending: for this cause)."""
     name = pod["spec"]["containers"][0]["name"]
+    image = pod["spec"]["containers"][0]["image"]
+    if pending_cause == "Unschedulable":
+        pod["spec"].pop("nodeName", None)
+        scheduled = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+        pod["status"] = {"phase": phase, "conditions": [scheduled | {"message": UNSCHEDULABLE}]}
+        return
+    waiting = {"reason": "ContainerCreating"}
+    if pending_cause == "ImagePullBackOff":
+        waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
     states = {
-        "Pending": {"waiting": {"reason": "ContainerCreating"}},
+        "Pending": {"waiting": waiting},
         "Running": {"running": {"startedAt": STARTED_AT}},
         "Succeeded": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": FINISHED_AT}},
         "Failed": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": FINISHED_AT}},
     }
-    image = pod["spec"]["containers"][0]["image"]
     image_id = "" if phase == "Pending" else f"docker.io/library/{image}@sha256:{'ab' * 32}"
     container_status = {"name": name, "image": image, "imageID": image_id, "ready": phase == "Running"}
     container_status |= {"restartCount": 0, "started": phase == "Running", "state": states[phase]}
     pod["status"] = {"phase": phase, "hostIP": "10.0.0.5", "podIP": "10.244.0.12", "startTime": STARTED_AT}
+    pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
     pod["status"]["containerStatuses"] = [container_status]
+
+
+def attach_failure(pod: dict) -> dict:
+    """The event of a ReadWriteOnce volume that another node's pod holds, as the controller records it."""
+    involved = {"kind": "Pod", "namespace": pod["metadata"]["namespace"], "apiVersion": "v1"}
+    involved |= {"name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}
+    metadata = meta(f"{pod['metadata']['name']}.18a3f0c2d4e5b6a7", pod["metadata"]["namespace"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": metadata,
+        "involvedObject": involved,
+        "reason": "FailedAttachVolume",
+        "message": MULTI_ATTACH,
+        "type": "Warning",
+        "count": 3,
+        "source": {"component": "attachdetach-controller"},
+        "firstTimestamp": STARTED_AT,
+        "lastTimestamp": STARTED_AT,
+    }
 
 
 def job_status(pod_phase: str) -> dict:
