@@ -20,8 +20,9 @@ from model.exit_codes import ExitCode
 from model.settings import GenderSettings, SettingsError
 
 
-class Terminated(Exception):
-    """SIGTERM arrived: the pod is being deleted or the Job stopped."""
+class Terminated(BaseException):
+    """SIGTERM arrived: the pod is being deleted or the Job stopped. A BaseException, like
+    KeyboardInterrupt, so that no library's `except Exception` swallows it."""
 
 
 def _terminate(signum, frame) -> None:
