@@ -72,10 +72,11 @@ clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports
 
 # --- Container images (docker/) -------------------------------------------------------
-.PHONY: base-image images images-minikube image-sizes
+.PHONY: base-image images images-minikube image-sizes pin-base
 
-# BASE_IMAGE empty: docker/Dockerfile's default (python:3.11-slim-bookworm). Where no registry
-# answers, `make base-image` builds STANDIN_BASE and `BASE_IMAGE=gender-base:bookworm` uses it.
+# BASE_IMAGE empty: docker/Dockerfile's default, python:3.11-slim-bookworm pinned by digest
+# (`make pin-base` moves the pin). Where no registry answers, `make base-image` builds STANDIN_BASE
+# and `BASE_IMAGE=gender-base:bookworm` uses it (`make push` refuses such images: no digest).
 BASE_IMAGE ?=
 STANDIN_BASE := gender-base:bookworm
 # docker/Dockerfile's targets; the image of target NAME is gender-NAME.
@@ -106,6 +107,31 @@ images-minikube: ## Build the images inside minikube's Docker as :dev (the minik
 
 image-sizes: ## Print each image's size against its budget (TAG); fails when one is over or missing
 	docker/image-sizes.sh $(TAG)
+
+pin-base: ## Pin docker/Dockerfile's base image to the digest its registry serves now (needs that registry)
+	docker/pin-base.sh docker/Dockerfile
+
+# --- Locked dependencies: uv.lock and its exports in requirements/ ----------------------
+.PHONY: lock requirements
+
+UV ?= $(BIN)/uv
+# The groups docker/Dockerfile installs, each from requirements/<group>.txt.
+LOCKED_GROUPS := build serve train mlflow
+REQUIREMENTS_DIR ?= requirements
+
+lock: venv ## Resolve uv.lock again from pyproject.toml's groups, then export requirements/ from it
+	$(UV) lock
+	$(MAKE) --no-print-directory requirements
+
+requirements: ## Export requirements/<group>.txt (pinned, with hashes) from uv.lock; fails when the lock is stale
+	@command -v $(UV) >/dev/null || { echo "error: no $(UV) (make venv installs it)" >&2; exit 1; }
+	mkdir -p $(REQUIREMENTS_DIR)
+	for group in $(LOCKED_GROUPS); do \
+		out=$(REQUIREMENTS_DIR)/$$group.txt; \
+		$(UV) export --locked --only-group $$group --format requirements-txt --quiet >$$out.new \
+			|| { rm -f $$out.new; exit 1; }; \
+		mv $$out.new $$out; \
+	done
 
 # --- Load test, smoke test and delivery: the Jenkinsfile's stages, each runnable by hand ---
 .PHONY: load load-cluster smoke push deploy apply promote promote-push
@@ -141,8 +167,9 @@ load-cluster: venv ## The smoke test, then the Locust run against the cluster th
 smoke: ## Port-forward svc/gender-api (NAMESPACE, SMOKE_PORT): /readyz and one prediction must answer
 	NAMESPACE=$(NAMESPACE) SMOKE_PORT=$(SMOKE_PORT) load/smoke.sh
 
-push: ## Tag the images of `make images TAG=...` as REGISTRY/<image>:TAG and push them (docker login first)
+push: ## Tag the images of `make images TAG=...` as REGISTRY/<image>:TAG and push them (docker login first); only on a base pinned by digest
 	$(call require,TAG)$(call require,REGISTRY)
+	docker/require-pinned-base.sh $(foreach name,$(IMAGE_NAMES),gender-$(name):$(TAG))
 	for name in $(IMAGE_NAMES); do \
 		docker tag gender-$$name:$(TAG) $(REGISTRY)/gender-$$name:$(TAG) && \
 		docker push $(REGISTRY)/gender-$$name:$(TAG) || exit 1; \
