@@ -72,7 +72,7 @@ clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports
 
 # --- Container images (docker/) -------------------------------------------------------
-.PHONY: base-image images images-minikube image-sizes pin-base
+.PHONY: base-image images images-minikube deploy-minikube image-sizes pin-base
 
 # BASE_IMAGE empty: docker/Dockerfile's default, python:3.11-slim-bookworm pinned by digest
 # (`make pin-base` moves the pin). Where no registry answers, `make base-image` builds STANDIN_BASE
@@ -90,20 +90,29 @@ IMAGE_BUILD_ARGS = --label $(OCI).version=$(shell sed -n 's/^version = "\(.*\)"/
 	--label $(OCI).source=$(or $(shell git config --get remote.origin.url),unknown) \
 	$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 	$(foreach v,HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_EXTRA_INDEX_URL,--build-arg $(v))
-# Only these targets default TAG to the revision; push/deploy still demand an explicit TAG.
-images image-sizes: TAG ?= $(shell git rev-parse --short HEAD)
+# This build's tag: the commit, plus a hash of the uncommitted changes when the tree is dirty, so
+# that pods roll onto every rebuild of changed code.
+BUILD_TAG = $(shell docker/build-tag.sh)
+# Only these targets default TAG to it; push/deploy still demand an explicit TAG.
+images images-minikube image-sizes: TAG ?= $(BUILD_TAG)
 
 base-image: ## Build the stand-in base image gender-base:bookworm with debootstrap (no registry needed)
 	docker/base-image.sh $(STANDIN_BASE)
 
-images: ## Build gender-api, gender-jobs, gender-mlflow as :TAG (default: short revision; BASE_IMAGE=... to override)
+images: ## Build gender-api, gender-jobs, gender-mlflow as :TAG (default: this build's tag; BASE_IMAGE=... to override; EXTRA_TAG=... tags them twice)
 	for name in $(IMAGE_NAMES); do \
 		echo "--- gender-$$name:$(TAG)"; \
-		docker build -f docker/Dockerfile --target $$name $(IMAGE_BUILD_ARGS) -t gender-$$name:$(TAG) . || exit 1; \
+		docker build -f docker/Dockerfile --target $$name $(IMAGE_BUILD_ARGS) -t gender-$$name:$(TAG) \
+			$(if $(EXTRA_TAG),-t gender-$$name:$(EXTRA_TAG)) . || exit 1; \
 	done
 
-images-minikube: ## Build the images inside minikube's Docker as :dev (the minikube overlay's tag)
-	eval $$(minikube docker-env) && $(MAKE) images TAG=dev
+# :dev is the tag of the minikube overlay as committed (`kubectl apply -k .`).
+images-minikube: ## Build the images inside minikube's Docker as :TAG (default: this build's tag) and :dev
+	env=$$(minikube docker-env) && eval "$$env" && $(MAKE) images TAG=$(TAG) EXTRA_TAG=dev
+
+# A new tag per build changes the pod templates, so the apply rolls every pod onto the new images.
+deploy-minikube: ## Build the images into minikube's Docker at this build's tag, then `make deploy` them at that tag
+	tag=$(BUILD_TAG) && $(MAKE) images-minikube TAG=$$tag && $(MAKE) deploy TAG=$$tag
 
 image-sizes: ## Print each image's size against its budget (TAG); fails when one is over or missing
 	docker/image-sizes.sh $(TAG)
