@@ -143,7 +143,7 @@ requirements: ## Export requirements/<group>.txt (pinned, with hashes) from uv.l
 	done
 
 # --- Load test, smoke test and delivery: the Jenkinsfile's stages, each runnable by hand ---
-.PHONY: load load-cluster smoke push deploy apply promote promote-push
+.PHONY: load load-cluster smoke push deploy promote promote-push own-commit
 
 HOST ?= http://127.0.0.1:5000
 USERS ?= 20
@@ -158,6 +158,11 @@ CLOUD_OVERLAY := manifests/overlays/cloud
 PROMOTE_BRANCH ?= main
 GIT_USER_NAME ?= gender-classifier CI
 GIT_USER_EMAIL ?= ci@gender-classifier.invalid
+GIT_AS_CI = git -c user.name="$(GIT_USER_NAME)" -c user.email="$(GIT_USER_EMAIL)"
+# The subject of the pipeline's own commit; $(call promote_subject,TAG).
+promote_subject = Promote $(1) to the cloud overlay
+# Pushes of promote-push before it gives up on a PROMOTE_BRANCH that keeps moving.
+PROMOTE_ATTEMPTS ?= 3
 CLUSTER = GENDER_NAMESPACE=$(NAMESPACE) $(BIN)/python -m jobs.cluster
 LOCUST = $(BIN)/locust -f load/locustfile.py --headless --users $(USERS) --spawn-rate $(SPAWN_RATE) \
 	--run-time $(DURATION) --stop-timeout 5 --only-summary --thresholds $(THRESHOLDS) \
@@ -192,16 +197,36 @@ deploy: venv ## Apply OVERLAY with images at TAG (from REGISTRY if set) via a te
 	$(CLUSTER) wait-ready
 	$(CLUSTER) run-training
 
-apply: ## kubectl apply -k OVERLAY as it is in the checkout
-	kubectl apply -k $(OVERLAY)
-
-promote: venv ## Point the cloud overlay at REGISTRY/<image>:TAG in the checkout (then promote-push, or apply)
+promote: venv ## Point the cloud overlay at REGISTRY/<image>:TAG in the checkout (then promote-push)
 	$(call require,TAG)$(call require,REGISTRY)
 	$(CLUSTER) promote --overlay $(CLOUD_OVERLAY) --tag $(TAG) --registry $(REGISTRY)
 
-promote-push: ## GitOps: commit the promoted cloud overlay and push it to PROMOTE_BRANCH (no-op when unchanged)
+# A push refused because PROMOTE_BRANCH moved is fetched, rebased and pushed again, at most
+# PROMOTE_ATTEMPTS times in all; a push refused for any other reason, or a rebase that conflicts,
+# fails at once and leaves the promotion commit unpushed.
+promote-push: ## GitOps: commit the promoted cloud overlay and push it to PROMOTE_BRANCH, rebasing when it moved (no-op when unchanged)
 	$(call require,TAG)
-	git diff --quiet -- $(CLOUD_OVERLAY) || { \
-		git -c user.name="$(GIT_USER_NAME)" -c user.email="$(GIT_USER_EMAIL)" \
-			commit -m "Promote $(TAG) to the cloud overlay" -- $(CLOUD_OVERLAY) && \
-		git push origin HEAD:$(PROMOTE_BRANCH); }
+	@if git diff --quiet -- $(CLOUD_OVERLAY); then \
+		echo "promote-push: $(CLOUD_OVERLAY) is unchanged: nothing to commit"; exit 0; \
+	fi; \
+	$(GIT_AS_CI) commit --quiet -m "$(call promote_subject,$(TAG))" -- $(CLOUD_OVERLAY) || exit 1; \
+	for attempt in $$(seq $(PROMOTE_ATTEMPTS)); do \
+		git push origin HEAD:$(PROMOTE_BRANCH) && exit 0; \
+		git fetch --quiet origin $(PROMOTE_BRANCH) || exit 1; \
+		if git merge-base --is-ancestor FETCH_HEAD HEAD; then \
+			echo "promote-push: error: the push was refused, and not because $(PROMOTE_BRANCH) moved" >&2; exit 1; \
+		fi; \
+		if [ "$$attempt" -eq $(PROMOTE_ATTEMPTS) ]; then break; fi; \
+		echo "promote-push: $(PROMOTE_BRANCH) moved: rebasing the promotion onto it (push $$attempt of $(PROMOTE_ATTEMPTS))"; \
+		$(GIT_AS_CI) rebase --quiet FETCH_HEAD || { \
+			git rebase --abort; \
+			echo "promote-push: error: the promotion conflicts with the new $(PROMOTE_BRANCH): not pushed" >&2; exit 1; }; \
+	done; \
+	echo "promote-push: error: $(PROMOTE_BRANCH) moved at each of $(PROMOTE_ATTEMPTS) pushes: not pushed" >&2; exit 1
+
+# The commits a build is the first to see (SINCE..HEAD; HEAD alone without SINCE) are all the
+# pipeline's own promotion commits: that build has nothing to test, build or deploy. A range with a
+# person's commit, an empty range (a rebuild) or an unknown SINCE is not: exit 1.
+own-commit: ## Succeed when SINCE..HEAD (default: HEAD) holds only promote-push's own commits
+	@commits=$$(git log --format='%ae %s' $(if $(SINCE),$(SINCE)..HEAD,-1 HEAD)) && [ -n "$$commits" ] && \
+		! grep -qvxE '$(subst .,\.,$(GIT_USER_EMAIL)) $(call promote_subject,[^ ]+)' <<<"$$commits"
