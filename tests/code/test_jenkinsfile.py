@@ -68,12 +68,13 @@ def _approval() -> Stage:
 
 def _steps_in_order() -> list[str]:
     """The make targets and the approval, in the order the pipeline runs them."""
-    return [
-        "approval" if INPUT.match(step) else target
-        for stage in STAGES
-        for step in stage.steps
-        if INPUT.match(step) or (target := next(map(make_target, shell_commands([step])), None))
-    ]
+    steps = []
+    for stage in STAGES:
+        for step in stage.steps:
+            if INPUT.match(step):
+                steps.append("approval")
+            steps.extend(target for command in shell_commands([step]) if (target := make_target(command)))
+    return steps
 
 
 def _parameters() -> dict[str, str]:
