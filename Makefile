@@ -85,10 +85,11 @@ clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports
 
 # --- Container images (docker/) -------------------------------------------------------
-.PHONY: base-image images images-minikube image-sizes
+.PHONY: base-image images images-minikube deploy-minikube image-sizes pin-base
 
-# BASE_IMAGE empty: docker/Dockerfile's default (python:3.11-slim-bookworm). Where no registry
-# answers, `make base-image` builds STANDIN_BASE and `BASE_IMAGE=gender-base:bookworm` uses it.
+# BASE_IMAGE empty: docker/Dockerfile's default, python:3.11-slim-bookworm pinned by digest
+# (`make pin-base` moves the pin). Where no registry answers, `make base-image` builds STANDIN_BASE
+# and `BASE_IMAGE=gender-base:bookworm` uses it (`make push` refuses such images: no digest).
 BASE_IMAGE ?=
 STANDIN_BASE := gender-base:bookworm
 # docker/Dockerfile's targets; the image of target NAME is gender-NAME.
@@ -102,26 +103,60 @@ IMAGE_BUILD_ARGS = --label $(OCI).version=$(shell sed -n 's/^version = "\(.*\)"/
 	--label $(OCI).source=$(or $(shell git config --get remote.origin.url),unknown) \
 	$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 	$(foreach v,HTTP_PROXY HTTPS_PROXY NO_PROXY PIP_INDEX_URL PIP_EXTRA_INDEX_URL,--build-arg $(v))
-# Only these targets default TAG to the revision; push/deploy still demand an explicit TAG.
-images image-sizes: TAG ?= $(shell git rev-parse --short HEAD)
+# This build's tag: the commit, plus a hash of the uncommitted changes when the tree is dirty, so
+# that pods roll onto every rebuild of changed code.
+BUILD_TAG = $(shell docker/build-tag.sh)
+# Only these targets default TAG to it; push/deploy still demand an explicit TAG.
+images images-minikube image-sizes: TAG ?= $(BUILD_TAG)
 
 base-image: ## Build the stand-in base image gender-base:bookworm with debootstrap (no registry needed)
 	docker/base-image.sh $(STANDIN_BASE)
 
-images: ## Build gender-api, gender-jobs, gender-mlflow as :TAG (default: short revision; BASE_IMAGE=... to override)
+images: ## Build gender-api, gender-jobs, gender-mlflow as :TAG (default: this build's tag; BASE_IMAGE=... to override; EXTRA_TAG=... tags them twice)
 	for name in $(IMAGE_NAMES); do \
 		echo "--- gender-$$name:$(TAG)"; \
-		docker build -f docker/Dockerfile --target $$name $(IMAGE_BUILD_ARGS) -t gender-$$name:$(TAG) . || exit 1; \
+		docker build -f docker/Dockerfile --target $$name $(IMAGE_BUILD_ARGS) -t gender-$$name:$(TAG) \
+			$(if $(EXTRA_TAG),-t gender-$$name:$(EXTRA_TAG)) . || exit 1; \
 	done
 
-images-minikube: ## Build the images inside minikube's Docker as :dev (the minikube overlay's tag)
-	eval $$(minikube docker-env) && $(MAKE) images TAG=dev
+# :dev is the tag of the minikube overlay as committed (`kubectl apply -k .`).
+images-minikube: ## Build the images inside minikube's Docker as :TAG (default: this build's tag) and :dev
+	env=$$(minikube docker-env) && eval "$$env" && $(MAKE) images TAG=$(TAG) EXTRA_TAG=dev
+
+# A new tag per build changes the pod templates, so the apply rolls every pod onto the new images.
+deploy-minikube: ## Build the images into minikube's Docker at this build's tag, then `make deploy` them at that tag
+	tag=$(BUILD_TAG) && $(MAKE) images-minikube TAG=$$tag && $(MAKE) deploy TAG=$$tag
 
 image-sizes: ## Print each image's size against its budget (TAG); fails when one is over or missing
 	docker/image-sizes.sh $(TAG)
 
+pin-base: ## Pin docker/Dockerfile's base image to the digest its registry serves now (needs that registry)
+	docker/pin-base.sh docker/Dockerfile
+
+# --- Locked dependencies: uv.lock and its exports in requirements/ ----------------------
+.PHONY: lock requirements
+
+UV ?= $(BIN)/uv
+# The groups docker/Dockerfile installs, each from requirements/<group>.txt.
+LOCKED_GROUPS := build serve train mlflow
+REQUIREMENTS_DIR ?= requirements
+
+lock: venv ## Resolve uv.lock again from pyproject.toml's groups, then export requirements/ from it
+	$(UV) lock
+	$(MAKE) --no-print-directory requirements
+
+requirements: ## Export requirements/<group>.txt (pinned, with hashes) from uv.lock; fails when the lock is stale
+	@command -v $(UV) >/dev/null || { echo "error: no $(UV) (make venv installs it)" >&2; exit 1; }
+	mkdir -p $(REQUIREMENTS_DIR)
+	for group in $(LOCKED_GROUPS); do \
+		out=$(REQUIREMENTS_DIR)/$$group.txt; \
+		$(UV) export --locked --only-group $$group --format requirements-txt --quiet >$$out.new \
+			|| { rm -f $$out.new; exit 1; }; \
+		mv $$out.new $$out; \
+	done
+
 # --- Load test, smoke test and delivery: the Jenkinsfile's stages, each runnable by hand ---
-.PHONY: load load-cluster smoke push deploy apply promote promote-push
+.PHONY: load load-cluster smoke push deploy promote promote-push own-commit
 
 HOST ?= http://127.0.0.1:5000
 USERS ?= 20
@@ -136,6 +171,11 @@ CLOUD_OVERLAY := manifests/overlays/cloud
 PROMOTE_BRANCH ?= main
 GIT_USER_NAME ?= gender-classifier CI
 GIT_USER_EMAIL ?= ci@gender-classifier.invalid
+GIT_AS_CI = git -c user.name="$(GIT_USER_NAME)" -c user.email="$(GIT_USER_EMAIL)"
+# The subject of the pipeline's own commit; $(call promote_subject,TAG).
+promote_subject = Promote $(1) to the cloud overlay
+# Pushes of promote-push before it gives up on a PROMOTE_BRANCH that keeps moving.
+PROMOTE_ATTEMPTS ?= 3
 CLUSTER = GENDER_NAMESPACE=$(NAMESPACE) $(BIN)/python -m jobs.cluster
 LOCUST = $(BIN)/locust -f load/locustfile.py --headless --users $(USERS) --spawn-rate $(SPAWN_RATE) \
 	--run-time $(DURATION) --stop-timeout 5 --only-summary --thresholds $(THRESHOLDS) \
@@ -154,8 +194,9 @@ load-cluster: venv ## The smoke test, then the Locust run against the cluster th
 smoke: ## Port-forward svc/gender-api (NAMESPACE, SMOKE_PORT): /readyz and one prediction must answer
 	NAMESPACE=$(NAMESPACE) SMOKE_PORT=$(SMOKE_PORT) load/smoke.sh
 
-push: ## Tag the images of `make images TAG=...` as REGISTRY/<image>:TAG and push them (docker login first)
+push: ## Tag the images of `make images TAG=...` as REGISTRY/<image>:TAG and push them (docker login first); only on a base pinned by digest
 	$(call require,TAG)$(call require,REGISTRY)
+	docker/require-pinned-base.sh $(foreach name,$(IMAGE_NAMES),gender-$(name):$(TAG))
 	for name in $(IMAGE_NAMES); do \
 		docker tag gender-$$name:$(TAG) $(REGISTRY)/gender-$$name:$(TAG) && \
 		docker push $(REGISTRY)/gender-$$name:$(TAG) || exit 1; \
@@ -172,16 +213,36 @@ deploy: venv ## Apply OVERLAY with images at TAG (from REGISTRY if set) via a te
 	$(CLUSTER) bootstrap
 	$(CLUSTER) wait-ready
 
-apply: ## kubectl apply -k OVERLAY as it is in the checkout
-	kubectl apply -k $(OVERLAY)
-
-promote: venv ## Point the cloud overlay at REGISTRY/<image>:TAG in the checkout (then promote-push, or apply)
+promote: venv ## Point the cloud overlay at REGISTRY/<image>:TAG in the checkout (then promote-push)
 	$(call require,TAG)$(call require,REGISTRY)
 	$(CLUSTER) promote --overlay $(CLOUD_OVERLAY) --tag $(TAG) --registry $(REGISTRY)
 
-promote-push: ## GitOps: commit the promoted cloud overlay and push it to PROMOTE_BRANCH (no-op when unchanged)
+# A push refused because PROMOTE_BRANCH moved is fetched, rebased and pushed again, at most
+# PROMOTE_ATTEMPTS times in all; a push refused for any other reason, or a rebase that conflicts,
+# fails at once and leaves the promotion commit unpushed.
+promote-push: ## GitOps: commit the promoted cloud overlay and push it to PROMOTE_BRANCH, rebasing when it moved (no-op when unchanged)
 	$(call require,TAG)
-	git diff --quiet -- $(CLOUD_OVERLAY) || { \
-		git -c user.name="$(GIT_USER_NAME)" -c user.email="$(GIT_USER_EMAIL)" \
-			commit -m "Promote $(TAG) to the cloud overlay" -- $(CLOUD_OVERLAY) && \
-		git push origin HEAD:$(PROMOTE_BRANCH); }
+	@if git diff --quiet -- $(CLOUD_OVERLAY); then \
+		echo "promote-push: $(CLOUD_OVERLAY) is unchanged: nothing to commit"; exit 0; \
+	fi; \
+	$(GIT_AS_CI) commit --quiet -m "$(call promote_subject,$(TAG))" -- $(CLOUD_OVERLAY) || exit 1; \
+	for attempt in $$(seq $(PROMOTE_ATTEMPTS)); do \
+		git push origin HEAD:$(PROMOTE_BRANCH) && exit 0; \
+		git fetch --quiet origin $(PROMOTE_BRANCH) || exit 1; \
+		if git merge-base --is-ancestor FETCH_HEAD HEAD; then \
+			echo "promote-push: error: the push was refused, and not because $(PROMOTE_BRANCH) moved" >&2; exit 1; \
+		fi; \
+		if [ "$$attempt" -eq $(PROMOTE_ATTEMPTS) ]; then break; fi; \
+		echo "promote-push: $(PROMOTE_BRANCH) moved: rebasing the promotion onto it (push $$attempt of $(PROMOTE_ATTEMPTS))"; \
+		$(GIT_AS_CI) rebase --quiet FETCH_HEAD || { \
+			git rebase --abort; \
+			echo "promote-push: error: the promotion conflicts with the new $(PROMOTE_BRANCH): not pushed" >&2; exit 1; }; \
+	done; \
+	echo "promote-push: error: $(PROMOTE_BRANCH) moved at each of $(PROMOTE_ATTEMPTS) pushes: not pushed" >&2; exit 1
+
+# The commits a build is the first to see (SINCE..HEAD; HEAD alone without SINCE) are all the
+# pipeline's own promotion commits: that build has nothing to test, build or deploy. A range with a
+# person's commit, an empty range (a rebuild) or an unknown SINCE is not: exit 1.
+own-commit: ## Succeed when SINCE..HEAD (default: HEAD) holds only promote-push's own commits
+	@commits=$$(git log --format='%ae %s' $(if $(SINCE),$(SINCE)..HEAD,-1 HEAD)) && [ -n "$$commits" ] && \
+		! grep -qvxE '$(subst .,\.,$(GIT_USER_EMAIL)) $(call promote_subject,[^ ]+)' <<<"$$commits"

@@ -172,8 +172,9 @@ def dockerfile_stages() -> dict[str, tuple[str, list[str]]]:
 
 
 def installed_groups(target: str) -> set[str]:
-    """The dependency groups pip installs into the image of a Dockerfile target: in the target,
-    the stages it is built on and the stages it copies from."""
+    """The dependency groups pip installs into the venv of the image of a Dockerfile target (each
+    from requirements/<group>.txt): in the target, the stages it is built on and the stages it
+    copies /opt/venv from."""
     stages = dockerfile_stages()
     groups, pending, seen = set(), [target], set()
     while pending:
@@ -183,8 +184,8 @@ def installed_groups(target: str) -> set[str]:
         seen.add(name)
         parent, lines = stages[name]
         body = "\n".join(lines)
-        groups |= set(re.findall(r"--group\s+(\S+)", body))
-        pending += [parent, *re.findall(r"--from=(\S+)", body)]
+        groups |= set(re.findall(r"-r\s+requirements/(\S+)\.txt", body))
+        pending += [parent, *re.findall(r"--from=(\S+) /opt/venv", body)]
     return groups
 
 

