@@ -2,7 +2,7 @@
 
 Two 5-fold protocols on the labelled users: stratified, and grouped by first name (every
 test first name unseen in training). The grouped one measures what matters for new users,
-so models are selected on it.
+so models are selected on it. Every fold is scored as serving scores (GenderPredictor).
 """
 
 from dataclasses import dataclass
@@ -19,30 +19,38 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from model.features import Columns, FeatureBuilder, take
-from model.names import parse_name
-from model.pipeline import CLASSES
+from model.features import Columns, FeatureBuilder, column_records, first_names, take
+from model.names import NamePrior
+from model.pipeline import CLASSES, GenderPredictor
 
 PROTOCOLS = ("stratified", "grouped")
 SELECTION_PROTOCOL = "grouped"
 N_FOLDS = 5
+Population = tuple[Columns, np.ndarray]
 
 
 @dataclass(frozen=True)
 class Fold:
     train_features: np.ndarray
     train_labels: np.ndarray
-    test_features: np.ndarray
+    builder: FeatureBuilder  # fitted on the training part
+    test_users: list[dict]
     test_index: np.ndarray
 
 
 def first_name_groups(columns: Columns, n_rows: int) -> list[str]:
     """Group key per row: its first name; rows without one are each their own group."""
-    names = columns.get("name", [None] * n_rows)
-    return [parse_name(name)[1] or f"#unnamed-{i}" for i, name in enumerate(names)]
+    return [name or f"#unnamed-{i}" for i, name in enumerate(first_names(columns, n_rows))]
 
 
-def make_folds(protocol: str, columns: Columns, labels: np.ndarray, prior: dict, seed: int) -> list[Fold]:
+def make_folds(
+    protocol: str,
+    columns: Columns,
+    labels: np.ndarray,
+    prior: NamePrior,
+    population: Population | None,
+    seed: int,
+) -> list[Fold]:
     """Split, then fit the features on each training part only (their tables learn from labels)."""
     if protocol == "stratified":
         splits = StratifiedKFold(N_FOLDS, shuffle=True, random_state=seed).split(labels, labels)
@@ -53,13 +61,14 @@ def make_folds(protocol: str, columns: Columns, labels: np.ndarray, prior: dict,
     for train_index, test_index in splits:
         builder = FeatureBuilder(prior, seed)
         train_features, train_labels = builder.training_matrix(
-            take(columns, train_index), labels[train_index]
+            take(columns, train_index), labels[train_index], population
         )
         folds.append(
             Fold(
                 train_features=train_features,
                 train_labels=train_labels,
-                test_features=builder.transform(take(columns, test_index)),
+                builder=builder,
+                test_users=list(column_records(take(columns, test_index))),
                 test_index=test_index,
             )
         )
@@ -72,7 +81,8 @@ def out_of_fold_probabilities(folds: list[Fold], build_estimator, n_rows: int) -
     for fold in folds:
         estimator = build_estimator(fold.train_labels)
         estimator.fit(fold.train_features, fold.train_labels)
-        probabilities[fold.test_index] = estimator.predict_proba(fold.test_features)[:, 1]
+        predictor = GenderPredictor(fold.builder, estimator, "fold")
+        probabilities[fold.test_index] = predictor.female_probability(fold.test_users)
     return probabilities
 
 

@@ -8,6 +8,9 @@ from typing import NamedTuple
 from model.features import FeatureBuilder, to_matrix
 
 CLASSES = ("male", "female")  # label 1 is female
+# How sure a gendered title (Mrs, Herr, Sig.ra, ...) makes the answer, whatever the first name: the
+# training data has no titles, so this is a rule, not a learned weight.
+TITLE_PROBABILITY = 0.99
 
 
 class Prediction(NamedTuple):
@@ -16,8 +19,8 @@ class Prediction(NamedTuple):
 
 
 class GenderPredictor:
-    """Users in (JSON instances, or a table's column_records), predictions out; batch scoring,
-    serving and the MLflow pyfunc all call this."""
+    """Users in (JSON instances, or a table's column_records), predictions out; training's
+    evaluation, batch scoring, serving and the MLflow pyfunc all call this."""
 
     def __init__(self, features: FeatureBuilder, estimator, candidate: str):
         self.features = features
@@ -33,13 +36,26 @@ class GenderPredictor:
         return [Prediction("female", p) if p >= 0.5 else Prediction("male", 1.0 - p) for p in female]
 
     def female_probability(self, users: Iterable[Mapping]) -> list[float]:
-        rows = self.features.rows(users)
+        """The model's probability of female for each user, then what a gendered title states."""
+        encoded = self.features.encode(users)
+        rows = [user.features for user in encoded]
         if self._linear is not None:
             # The estimator's predict_proba, folded into one dot product per row in plain Python:
             # no matrix, no numpy calls, whose fixed cost would dominate a one-row request.
             weights, bias = self._linear
-            return [_logistic(sum(map(operator.mul, row, weights), bias)) for row in rows]
-        return self.estimator.predict_proba(to_matrix(rows))[:, 1].tolist()
+            scores = [_logistic(sum(map(operator.mul, row, weights), bias)) for row in rows]
+        else:
+            scores = self.estimator.predict_proba(to_matrix(rows))[:, 1].tolist()
+        return [title_decides(p, user.title_gender) for p, user in zip(scores, encoded, strict=True)]
+
+
+def title_decides(female: float, title_gender: str | None) -> float:
+    """A gendered title moves the answer to its gender, at least TITLE_PROBABILITY sure of it."""
+    if title_gender == "female":
+        return max(female, TITLE_PROBABILITY)
+    if title_gender == "male":
+        return min(female, 1.0 - TITLE_PROBABILITY)
+    return female
 
 
 def _single_threaded(estimator):

@@ -12,20 +12,31 @@ from pathlib import Path
 
 import numpy as np
 
-from model import artifact
+from model import artifact, name_data
 from model.candidates import CANDIDATES, Candidate
 from model.data import DataError, Dataset, feature_columns, load_dataset, users_with_travel
-from model.evaluate import PROTOCOLS, SELECTION_PROTOCOL, make_folds, metrics, out_of_fold_probabilities
+from model.evaluate import (
+    PROTOCOLS,
+    SELECTION_PROTOCOL,
+    Population,
+    make_folds,
+    metrics,
+    out_of_fold_probabilities,
+)
 from model.evaluate import save_confusion_matrix as draw_confusion_matrix
 from model.features import FEATURE_NAMES, Columns, FeatureBuilder
-from model.names import prior_table
+from model.names import NameCounts, NamePrior
 from model.pipeline import GenderPredictor
+from model.sample_data import SURNAMES
 
 DEFAULT_SEED = 0
 # About one standard error of accuracy on ~900 users: a smaller lead is noise, and the simpler
 # candidate (first in CANDIDATES) is cheaper to serve and easier to trust.
 SELECTION_TOLERANCE = 0.005
 LIBRARIES = ("numpy", "scikit-learn", "xgboost-cpu", "joblib", "pandas")
+# People drawn from each country's first-name statistics to train beside the users: the same
+# number from every country, as the pooled prior weighs every country the same.
+POPULATION_PER_COUNTRY = 200
 
 
 @dataclass
@@ -43,6 +54,24 @@ class TrainingResult:
     candidates: list[CandidateResult]
     metadata: dict
     seconds: float
+
+
+def population_sample(counts: NameCounts, per_country: int, seed: int) -> Population:
+    """People drawn from every country's statistics, each by how many bear the name, with a gender
+    drawn by the name's share of women. Each gets a surname, so that their names are as long as the
+    users' (name_length is a feature)."""
+    rng = np.random.default_rng(seed)
+    names, countries, labels = [], [], []
+    for country in sorted(counts):
+        listed = sorted(counts[country].items())
+        people = np.array([women + men for _, (women, men) in listed])
+        for index in rng.choice(len(listed), size=per_country, p=people / people.sum()):
+            name, (women, men) = listed[index]
+            label = int(rng.random() < women / (women + men))
+            names.append(f"{name} {rng.choice(SURNAMES)}")
+            countries.append(country)
+            labels.append(label)
+    return {"name": names, "country": countries}, np.array(labels)
 
 
 def labelled_columns(dataset: Dataset) -> tuple[Columns, np.ndarray]:
@@ -106,12 +135,16 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
     started = time.perf_counter()
     dataset = load_dataset(paths["users"], paths.get("hotels"), paths.get("flights"))
     columns, labels = labelled_columns(dataset)
-    prior = prior_table()
-    folds = {protocol: make_folds(protocol, columns, labels, prior, seed) for protocol in PROTOCOLS}
+    counts = name_data.first_name_counts()
+    prior = NamePrior.fit(counts)
+    population = population_sample(counts, POPULATION_PER_COUNTRY, seed)
+    folds = {
+        protocol: make_folds(protocol, columns, labels, prior, population, seed) for protocol in PROTOCOLS
+    }
     results = [search_candidate(candidate, folds, labels) for candidate in CANDIDATES]
     selected = select(results)
     builder = FeatureBuilder(prior, seed)
-    features, feature_labels = builder.training_matrix(columns, labels)
+    features, feature_labels = builder.training_matrix(columns, labels, population)
     estimator = next(c for c in CANDIDATES if c.name == selected.name).build(selected.params, feature_labels)
     estimator.fit(features, feature_labels)
     predictor = GenderPredictor(builder, estimator, selected.name)
@@ -122,6 +155,10 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
         "selection_protocol": SELECTION_PROTOCOL,
         "candidates": {r.name: {"params": r.params, "metrics": r.metrics} for r in results},
         "data": fingerprint(paths, dataset, len(labels)),
+        "prior_sources": [
+            {"country": s.country, "publisher": s.publisher, "licence": s.licence}
+            for s in (*name_data.PRIOR_SOURCES, name_data.SSA_SOURCE)
+        ],
         "features": list(FEATURE_NAMES),
         "libraries": library_versions(),
         "mlflow_run_id": None,
