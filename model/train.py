@@ -22,6 +22,8 @@ from model.evaluate import (
     make_folds,
     metrics,
     out_of_fold_probabilities,
+    save_reliability_diagram,
+    traveller_metrics,
 )
 from model.evaluate import save_confusion_matrix as draw_confusion_matrix
 from model.features import FEATURE_NAMES, Columns, FeatureBuilder
@@ -37,6 +39,7 @@ LIBRARIES = ("numpy", "scikit-learn", "xgboost-cpu", "joblib", "pandas")
 # People drawn from each country's first-name statistics to train beside the users: the same
 # number from every country, as the pooled prior weighs every country the same.
 POPULATION_PER_COUNTRY = 200
+RELIABILITY_DIAGRAM = "reliability_diagram.png"
 
 
 @dataclass
@@ -155,6 +158,10 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
         "selection_protocol": SELECTION_PROTOCOL,
         "candidates": {r.name: {"params": r.params, "metrics": r.metrics} for r in results},
         "data": fingerprint(paths, dataset, len(labels)),
+        "travellers": {
+            "source": name_data.TRAVELLER_SOURCE,
+            "metrics": traveller_metrics(predictor, name_data.travellers()),
+        },
         "prior_sources": [
             {"country": s.country, "publisher": s.publisher, "licence": s.licence}
             for s in (*name_data.PRIOR_SOURCES, name_data.SSA_SOURCE)
@@ -182,8 +189,9 @@ def summary_table(result: TrainingResult) -> str:
     return "\n".join(lines)
 
 
-def save_confusion_matrices(result: TrainingResult, out_dir: Path) -> list[Path]:
-    return [
+def save_pictures(result: TrainingResult, out_dir: Path) -> list[Path]:
+    """The confusion matrices of both protocols and the reliability diagram on the travellers."""
+    matrices = [
         draw_confusion_matrix(
             result.selected.metrics[protocol]["confusion_matrix"],
             f"{result.selected.name}, {protocol} 5-fold",
@@ -191,3 +199,9 @@ def save_confusion_matrices(result: TrainingResult, out_dir: Path) -> list[Path]
         )
         for protocol in PROTOCOLS
     ]
+    reliability = save_reliability_diagram(
+        result.metadata["travellers"]["metrics"],
+        f"{result.selected.name} on {name_data.TRAVELLER_SOURCE.split(' (')[0]} travellers",
+        out_dir / RELIABILITY_DIAGRAM,
+    )
+    return [*matrices, reliability]
