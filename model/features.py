@@ -154,19 +154,17 @@ class FeatureBuilder:
 
         Requests may omit the name; without nameless rows in training, a model would extrapolate
         for them from name features set to zero instead of answering the base rate honestly.
-        `population` (people with a name and a country, and their genders, drawn from the prior's
-        statistics by model.train) joins the rows three times: with the country, without it, and
-        without a name. It teaches the estimator how far the prior's log-odds go for names and
-        countries the training users lack; the tables learned from labels never see it.
+        `population` (people drawn from the prior's statistics by model.train, with or without a
+        country) joins the rows, twice as well, but not the tables learned from labels: it teaches
+        the estimator how far the prior's log-odds go for the names and countries the training
+        users lack.
         """
         named = self.fit_transform(columns, labels)
         blocks, block_labels = [named, self.transform(without_names(columns))], [labels, labels]
         if population is not None:
             people, people_labels = population
-            countryless = {field: values for field, values in people.items() if field != "country"}
-            blocks += [self.transform(people), self.transform(countryless)]
-            blocks.append(self.transform(without_names(countryless)))
-            block_labels += [people_labels] * 3
+            blocks += [self.transform(people), self.transform(without_names(people))]
+            block_labels += [people_labels, people_labels]
         return np.vstack(blocks), np.concatenate(block_labels)
 
     def fit_transform(self, columns: Columns, labels: np.ndarray) -> np.ndarray:

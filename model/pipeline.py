@@ -22,10 +22,14 @@ class GenderPredictor:
     """Users in (JSON instances, or a table's column_records), predictions out; training's
     evaluation, batch scoring, serving and the MLflow pyfunc all call this."""
 
-    def __init__(self, features: FeatureBuilder, estimator, candidate: str):
+    def __init__(self, features: FeatureBuilder, estimator, candidate: str, temperature: float = 1.0):
+        """`temperature` multiplies the estimator's log-odds (model.train fits it on people drawn
+        from the first-name statistics): a scale that makes the probabilities honest for travellers
+        whose names the training users lack, without changing any predicted gender."""
         self.features = features
         self.candidate = candidate
-        self._linear = _linear_form(estimator)
+        self.temperature = temperature
+        self._linear = _linear_form(estimator, temperature)
         # A linear model is kept as its weights alone: unpickling it then needs numpy only, not
         # scikit-learn and SciPy, so a serving worker starts sooner and holds less memory.
         self.estimator = None if self._linear is not None else _single_threaded(estimator)
@@ -45,7 +49,8 @@ class GenderPredictor:
             weights, bias = self._linear
             scores = [_logistic(sum(map(operator.mul, row, weights), bias)) for row in rows]
         else:
-            scores = self.estimator.predict_proba(to_matrix(rows))[:, 1].tolist()
+            female = self.estimator.predict_proba(to_matrix(rows))[:, 1].tolist()
+            scores = [_tempered(p, self.temperature) for p in female]
         return [title_decides(p, user.title_gender) for p, user in zip(scores, encoded, strict=True)]
 
 
@@ -73,11 +78,19 @@ def _logistic(z: float) -> float:
     return e / (1.0 + e)
 
 
-def _linear_form(estimator) -> tuple[tuple[float, ...], float] | None:
-    """(weights, bias) of a StandardScaler + LogisticRegression pipeline folded into one dot product."""
+def _tempered(female: float, temperature: float) -> float:
+    if temperature == 1.0 or female in (0.0, 1.0):
+        return female
+    return _logistic(temperature * math.log(female / (1.0 - female)))
+
+
+def _linear_form(estimator, temperature: float) -> tuple[tuple[float, ...], float] | None:
+    """(weights, bias) of a StandardScaler + LogisticRegression pipeline folded into one dot product,
+    times the temperature."""
     steps = getattr(estimator, "named_steps", None)
     if not steps or set(steps) != {"scale", "classify"} or not hasattr(steps["classify"], "coef_"):
         return None
     scaler, classifier = steps["scale"], steps["classify"]
     coef = classifier.coef_[0] / scaler.scale_
-    return tuple(coef.tolist()), float(classifier.intercept_[0] - coef @ scaler.mean_)
+    bias = float(classifier.intercept_[0] - coef @ scaler.mean_)
+    return tuple((temperature * coef).tolist()), temperature * bias

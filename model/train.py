@@ -11,6 +11,7 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 
 import numpy as np
+from scipy import optimize
 
 from model import artifact, name_data
 from model.candidates import CANDIDATES, Candidate
@@ -26,7 +27,7 @@ from model.evaluate import (
     traveller_metrics,
 )
 from model.evaluate import save_confusion_matrix as draw_confusion_matrix
-from model.features import FEATURE_NAMES, Columns, FeatureBuilder
+from model.features import FEATURE_NAMES, Columns, FeatureBuilder, column_records
 from model.names import NameCounts, NamePrior
 from model.pipeline import GenderPredictor
 from model.sample_data import SURNAMES
@@ -36,10 +37,13 @@ DEFAULT_SEED = 0
 # candidate (first in CANDIDATES) is cheaper to serve and easier to trust.
 SELECTION_TOLERANCE = 0.005
 LIBRARIES = ("numpy", "scikit-learn", "xgboost-cpu", "joblib", "pandas")
-# People drawn from each country's first-name statistics to train beside the users: the same
-# number from every country, as the pooled prior weighs every country the same.
-POPULATION_PER_COUNTRY = 200
+# People of the first-name statistics that train beside the users: this many from every
+# country, with their country, so that small countries' statistics teach the estimator too...
+PEOPLE_PER_COUNTRY = 200
+# ...and this many without it, shared out by population, as the pooled prior weighs the countries.
+PEOPLE_WITHOUT_COUNTRY = 2800
 RELIABILITY_DIAGRAM = "reliability_diagram.png"
+TEMPERATURE_BOUNDS = (0.25, 4.0)
 
 
 @dataclass
@@ -59,22 +63,52 @@ class TrainingResult:
     seconds: float
 
 
-def population_sample(counts: NameCounts, per_country: int, seed: int) -> Population:
-    """People drawn from every country's statistics, each by how many bear the name, with a gender
-    drawn by the name's share of women. Each gets a surname, so that their names are as long as the
-    users' (name_length is a feature)."""
-    rng = np.random.default_rng(seed)
-    names, countries, labels = [], [], []
-    for country in sorted(counts):
+def apportion(total: int, shares: np.ndarray) -> np.ndarray:
+    """Whole numbers proportional to `shares` that sum to `total` (largest remainders)."""
+    exact = total * shares / shares.sum()
+    whole = np.floor(exact).astype(int)
+    whole[np.argsort(whole - exact, kind="stable")[: total - whole.sum()]] += 1
+    return whole
+
+
+def population(counts: NameCounts) -> Population:
+    """People in proportion to the statistics: PEOPLE_PER_COUNTRY of every country with their
+    country, and PEOPLE_WITHOUT_COUNTRY without it, shared out by population; within a country, each
+    name and gender as many times as its share of the people. Each gets a surname, so that the names
+    are as long as the users' (name_length is a feature)."""
+    countries = sorted(counts)
+    without_country = apportion(
+        PEOPLE_WITHOUT_COUNTRY, np.array([name_data.POPULATIONS[c] for c in countries])
+    )
+    names, given_countries, labels = [], [], []
+    for country, unnamed in zip(countries, without_country, strict=True):
         listed = sorted(counts[country].items())
-        people = np.array([women + men for _, (women, men) in listed])
-        for index in rng.choice(len(listed), size=per_country, p=people / people.sum()):
-            name, (women, men) = listed[index]
-            label = int(rng.random() < women / (women + men))
-            names.append(f"{name} {rng.choice(SURNAMES)}")
-            countries.append(country)
-            labels.append(label)
-    return {"name": names, "country": countries}, np.array(labels)
+        people = np.array([(women, men) for _, (women, men) in listed]).ravel()  # name by name: women, men
+        for given, size in ((country, PEOPLE_PER_COUNTRY), (None, unnamed)):
+            for index in np.flatnonzero(copies := apportion(int(size), people)):
+                name, label = listed[index // 2][0], 1 - index % 2
+                for _ in range(copies[index]):
+                    names.append(f"{name} {SURNAMES[len(names) % len(SURNAMES)]}")
+                    given_countries.append(given)
+                    labels.append(label)
+    return {"name": names, "country": given_countries}, np.array(labels)
+
+
+def fit_temperature(predictor: GenderPredictor, people: Population) -> float:
+    """The temperature (GenderPredictor) that fits the population's genders best, by log-loss.
+
+    The estimator learns from users and population together; its log-odds come out too timid or
+    too bold for the population alone, by how much depends on the data. One scale factor fixed on
+    the population corrects that and leaves every predicted gender as it is.
+    """
+    columns, labels = people
+    female = np.clip(np.array(predictor.female_probability(column_records(columns))), 1e-12, 1 - 1e-12)
+    log_odds = np.log(female / (1 - female))
+
+    def log_loss(temperature: float) -> float:
+        return float(np.mean(np.logaddexp(0.0, -np.where(labels == 1, 1, -1) * temperature * log_odds)))
+
+    return float(optimize.minimize_scalar(log_loss, bounds=TEMPERATURE_BOUNDS, method="bounded").x)
 
 
 def labelled_columns(dataset: Dataset) -> tuple[Columns, np.ndarray]:
@@ -139,23 +173,24 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
     dataset = load_dataset(paths["users"], paths.get("hotels"), paths.get("flights"))
     columns, labels = labelled_columns(dataset)
     counts = name_data.first_name_counts()
-    prior = NamePrior.fit(counts)
-    population = population_sample(counts, POPULATION_PER_COUNTRY, seed)
-    folds = {
-        protocol: make_folds(protocol, columns, labels, prior, population, seed) for protocol in PROTOCOLS
-    }
+    prior = NamePrior.fit(counts, name_data.POPULATIONS)
+    people = population(counts)
+    folds = {protocol: make_folds(protocol, columns, labels, prior, people, seed) for protocol in PROTOCOLS}
     results = [search_candidate(candidate, folds, labels) for candidate in CANDIDATES]
     selected = select(results)
     builder = FeatureBuilder(prior, seed)
-    features, feature_labels = builder.training_matrix(columns, labels, population)
+    features, feature_labels = builder.training_matrix(columns, labels, people)
     estimator = next(c for c in CANDIDATES if c.name == selected.name).build(selected.params, feature_labels)
     estimator.fit(features, feature_labels)
-    predictor = GenderPredictor(builder, estimator, selected.name)
+    untempered = GenderPredictor(builder, estimator, selected.name)
+    temperature = fit_temperature(untempered, people)
+    predictor = GenderPredictor(builder, estimator, selected.name, temperature)
     metadata = {
         "candidate": selected.name,
         "params": selected.params,
         "metrics": selected.metrics,
         "selection_protocol": SELECTION_PROTOCOL,
+        "temperature": temperature,
         "candidates": {r.name: {"params": r.params, "metrics": r.metrics} for r in results},
         "data": fingerprint(paths, dataset, len(labels)),
         "travellers": {

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from model import name_data
-from model.names import MIN_POOLED_NAMES, NamePrior, clean_text, fold, parse_name, title_key
+from model.names import MIN_FULL_LIST_NAMES, NamePrior, clean_text, fold, parse_name, title_key
 
 
 @pytest.mark.parametrize(
@@ -68,29 +68,41 @@ def test_words_that_are_no_titles_are_first_names():
 
 
 def listing(extra: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
-    """A country's list, long enough to be pooled: MIN_POOLED_NAMES filler names plus `extra`."""
-    return {f"filler{i}": (10.0, 10.0) for i in range(MIN_POOLED_NAMES)} | extra
+    """A country's list, long enough to be pooled: MIN_FULL_LIST_NAMES filler names plus `extra`."""
+    return {f"filler{i}": (10.0, 10.0) for i in range(MIN_FULL_LIST_NAMES)} | extra
 
 
-def test_the_pooled_prior_weighs_every_country_the_same():
-    # A man's name to a big country, a woman's name to a small one: pooled, each counts by its
-    # share of its own country's people, not by the head count.
-    big = listing({"alex": (0.0, 1000.0)} | {f"big{i}": (500.0, 500.0) for i in range(200)})
-    small = listing({"alex": (100.0, 0.0)})
-    prior = NamePrior.fit({"AA": big, "BB": small})
-    assert prior.log_odds("alex") == (pytest.approx(prior.pooled["alex"]), True)
-    assert prior.pooled["alex"] > 0  # 100 of BB's 2,100 people outweigh 1,000 of AA's 203,000
-    assert prior.log_odds("alex", "AA")[0] < -5  # with the country, its own statistics
+EVEN = {"AA": 1.0, "BB": 1.0}
 
 
-def test_a_short_list_answers_for_its_country_only():
-    prior = NamePrior.fit({"AA": listing({"andrea": (100.0, 0.0)}), "IT": {"andrea": (0.0, 5000.0)}})
-    assert prior.log_odds("andrea")[0] > 3
-    assert prior.log_odds("andrea", "IT")[0] < -5
+def test_the_pooled_prior_weighs_countries_by_population_not_by_head_count():
+    # AA's statistics count a hundred times as many people as BB's; in both, a tenth of the people
+    # are called Alex: men in AA, women in BB. Pooled, each weighs as much as its population.
+    aa = listing({"alex": (0.0, 22_000.0)} | {f"aa{i}": (500.0, 500.0) for i in range(196)})
+    bb = listing({"alex": (2000 / 9, 0.0)})
+    assert prior_of({"AA": aa, "BB": bb}, EVEN).pooled["alex"] == pytest.approx(0.0, abs=0.01)
+    assert prior_of({"AA": aa, "BB": bb}, {"AA": 3.0, "BB": 1.0}).pooled["alex"] == pytest.approx(
+        -math.log(3), abs=0.01
+    )
+    prior = prior_of({"AA": aa, "BB": bb}, EVEN)
+    assert prior.log_odds("alex", "AA")[0] < -5 < 5 < prior.log_odds("alex", "BB")[0]
+
+
+def prior_of(counts, populations=EVEN) -> NamePrior:
+    return NamePrior.fit(counts, populations)
+
+
+def test_a_short_list_counts_as_the_most_common_names_of_its_country():
+    # AA's full list: Andrea is its most common name, a woman's, borne by 100 of its 2,100 people.
+    # IT lists one name, Andrea, a man's: as common in IT as AA's most common name is in AA.
+    counts = {"AA": listing({"andrea": (100.0, 0.0)}), "IT": {"andrea": (0.0, 5000.0)}}
+    prior = prior_of(counts, {"AA": 1.0, "IT": 1.0})
+    assert prior.pooled["andrea"] == pytest.approx(0.0, abs=0.01)
+    assert prior.log_odds("andrea", "IT")[0] < -5 < 0 < prior.log_odds("andrea", "AA")[0]
 
 
 def test_a_country_keeps_only_what_differs_from_the_pool():
-    prior = NamePrior.fit({"AA": listing({"maria": (1000.0, 1.0)}), "BB": listing({"maria": (900.0, 2.0)})})
+    prior = prior_of({"AA": listing({"maria": (1000.0, 1.0)}), "BB": listing({"maria": (900.0, 2.0)})})
     assert "maria" not in prior.by_country["BB"]
     assert prior.log_odds("maria", "BB") == prior.log_odds("maria")
 
@@ -98,7 +110,7 @@ def test_a_country_keeps_only_what_differs_from_the_pool():
 def test_an_unlisted_name_gets_its_endings_odds_and_nothing_else_stays_even():
     women = {f"name{i}ova": (50.0, 0.0) for i in range(25)}
     men = {f"name{i}slav": (0.0, 50.0) for i in range(25)}
-    prior = NamePrior.fit({"AA": listing(women | men)})
+    prior = prior_of({"AA": listing(women | men)})
     prior.endings = {ending: value for ending, value in prior.endings.items() if ending in ("ova", "slav")}
     assert prior.log_odds("kratochvilova") == (pytest.approx(prior.endings["ova"]), False)
     assert prior.log_odds("vaclavslav")[0] < 0 < prior.log_odds("kratochvilova")[0]

@@ -94,3 +94,25 @@ def test_the_predictor_applies_titles_after_the_model():
     assert in_name == in_field == TITLE_PROBABILITY
     [mr_mary] = predictor.predict([{"name": "Mr Mary Stone"}])
     assert mr_mary.gender == "male" and mr_mary.probability >= TITLE_PROBABILITY
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(C=100.0))]),
+        RandomForestClassifier(n_estimators=20, random_state=0),
+    ],
+    ids=["logistic regression, kept as weights", "random forest"],
+)
+def test_a_temperature_scales_the_log_odds_and_keeps_every_gender(estimator):
+    plain, _ = fitted(estimator)
+    tempered = GenderPredictor(plain.features, estimator, "candidate", temperature=2.0)
+    for before, after in zip(
+        plain.female_probability(REQUESTS), tempered.female_probability(REQUESTS), strict=True
+    ):
+        if before in (0.0, 1.0):
+            assert after == before
+            continue
+        log_odds = np.log(before / (1 - before))
+        assert np.log(after / (1 - after)) == pytest.approx(2.0 * log_odds, abs=1e-6)
+        assert (after >= 0.5) == (before >= 0.5)
