@@ -15,7 +15,7 @@ from jobs import entry, tracking
 from jobs.gate import decide
 from jobs.settings import RetrainSettings
 from model import artifact
-from model.train import save_confusion_matrices, summary_table, train
+from model.train import save_pictures, summary_table, train
 
 log = logging.getLogger("jobs.retrain")
 
@@ -43,7 +43,7 @@ def retrain(settings: RetrainSettings) -> dict:
     with artifact.writer_lock(settings.model_dir), tempfile.TemporaryDirectory() as scratch:
         result = train(paths)
         log.info("candidates:\n%s", summary_table(result))
-        pictures = save_confusion_matrices(result, Path(scratch))
+        pictures = save_pictures(result, Path(scratch))
         with tracker.training_run(result, pictures) as run_id:
             champion = champion_metadata(settings.model_dir)
             decision = decide(result.metadata, champion, settings.gate_tolerance, settings.gate_floor)

@@ -103,6 +103,8 @@ class MlflowTracker:
         with mlflow.start_run(run_name=f"retrain-{result.selected.name}") as run:
             mlflow.log_params({"selected_candidate": result.selected.name, **result.selected.params})
             mlflow.log_metrics(_flat_metrics(result.selected.metrics) | {"training_seconds": result.seconds})
+            travellers = _flat_metrics(result.metadata["travellers"]["metrics"])
+            mlflow.log_metrics({f"travellers_{name}": value for name, value in travellers.items()})
             mlflow.log_dict(result.metadata["data"], "data_fingerprint.json")
             mlflow.set_tags(
                 {

@@ -6,11 +6,13 @@ OpenAPI document (service.schema), the MLflow model's signature (jobs.pyfunc_mod
 client sends what it knows, and the model answers from that.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import pydantic
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
+from pydantic_core import PydanticCustomError
 
 KNOWN_COMPANIES = ("4You", "Acme Factory", "Wonka Company", "Monsters CYA", "Umbrella LTDA")
 UNKNOWN_COMPANY_NOTE = (
@@ -20,11 +22,19 @@ UNKNOWN_COMPANY_NOTE = (
 # Bounds keep every value inside what float64 arithmetic in the model handles without overflow.
 MAX_COUNT = 1_000_000
 MAX_AMOUNT = 1e9
+# No text field holds a control character (C0, DEL, C1): in a name one is a corruption or an attack,
+# never a spelling, and it would be scored as an unknown name.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+CONTROL_PATTERN = f"[{CONTROL_CHARACTERS}]"
+NO_CONTROL_PATTERN = f"^[^{CONTROL_CHARACTERS}]*$"
+_CONTROL = re.compile(CONTROL_PATTERN)
+COUNTRY_PATTERN = "^[A-Z]{2}$"
 
 
 @dataclass(frozen=True)
 class Field:
-    """One input field. Text has 1 to `max_length` characters; a number lies in [minimum, maximum]."""
+    """One input field. Text has 1 to `max_length` characters, matches `pattern` when there is one and
+    never holds a control character; a number lies in [minimum, maximum]."""
 
     name: str
     kind: type  # str, int or float
@@ -32,6 +42,8 @@ class Field:
     minimum: float | None = None
     maximum: float | None = None
     max_length: int | None = None
+    pattern: str | None = None
+    example: str | None = None  # a valid value, for the documentation
 
 
 def _amount(name: str, description: str) -> Field:
@@ -46,6 +58,15 @@ FIELDS = (
     Field("name", str, "'First Last', optionally with a leading title", max_length=200),
     Field(
         "title", str, "Mr, Mrs, Ms, Miss, Dr, Prof...; wins over a title written in the name", max_length=20
+    ),
+    Field(
+        "country",
+        str,
+        "ISO 3166-1 alpha-2 code of the user's country (FR, DE, ...), upper case; the first-name "
+        "statistics of that country are used where there are some",
+        max_length=2,
+        pattern=COUNTRY_PATTERN,
+        example="FR",
     ),
     Field("age", float, "Age in years", 0, 120),
     Field("company", str, f"The user's company. {UNKNOWN_COMPANY_NOTE}", max_length=100),
@@ -73,20 +94,44 @@ def _whole_number(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
+def control_character(text: str) -> str | None:
+    """The first control character in `text`, or None."""
+    found = _CONTROL.search(text)
+    return found.group() if found else None
+
+
+def control_character_message(character: str) -> str:
+    return f"control character U+{ord(character):04X} is not allowed in text"
+
+
+def _no_control_character(text: str | None) -> str | None:
+    if text is not None and (character := control_character(text)) is not None:
+        raise PydanticCustomError("control_character", control_character_message(character))
+    return text
+
+
 def annotated_type(field: Field, nullable: bool = False) -> Any:
     """The field as a pydantic type: its kind with its bounds, which also reach the JSON schema.
 
     `nullable` also admits None, as a table's missing cell; the bounds then apply to the value.
     """
     kind = field.kind | None if nullable else field.kind
+    text = field.kind is str
     constraints = pydantic.Field(
         description=field.description,
         ge=field.minimum,
         le=field.maximum,
-        min_length=1 if field.kind is str else None,
+        min_length=1 if text else None,
         max_length=field.max_length,
+        pattern=field.pattern,
+        examples=[field.example] if field.example else None,
+        # The control-character rule is checked in code, for a message that says what is wrong; the
+        # schema still states it, for clients and generated tests.
+        json_schema_extra={"pattern": NO_CONTROL_PATTERN} if text and not field.pattern else None,
     )
     if field.kind is int:
         # The bounds come before the validator, so that they reach the JSON schema as minimum/maximum.
         return Annotated[kind, constraints, BeforeValidator(_whole_number)]
+    if text and not field.pattern:  # a pattern of its own admits no control character
+        return Annotated[kind, constraints, AfterValidator(_no_control_character)]
     return Annotated[kind, constraints]

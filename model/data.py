@@ -25,11 +25,25 @@ class Column:
     maximum: float | None = None
     choices: tuple[str, ...] | None = None
     max_chars: int | None = None
+    pattern: str | None = None
+    # An input field's text never holds a control character (model.contract).
+    contract_text: bool = False
+    # An empty cell is a missing value rather than an error.
+    may_be_empty: bool = False
 
     @classmethod
-    def of(cls, field: contract.Field, kind: str) -> "Column":
-        """A users.csv column that holds an input field, with the contract's bounds."""
-        return cls(field.name, kind, field.minimum, field.maximum, max_chars=field.max_length)
+    def of(cls, field: contract.Field, kind: str, may_be_empty: bool = False) -> "Column":
+        """A users.csv column that holds an input field, with the contract's bounds and rules."""
+        return cls(
+            field.name,
+            kind,
+            field.minimum,
+            field.maximum,
+            max_chars=field.max_length,
+            pattern=field.pattern,
+            contract_text=field.kind is str,
+            may_be_empty=may_be_empty,
+        )
 
 
 USERS_COLUMNS = (
@@ -39,7 +53,11 @@ USERS_COLUMNS = (
     Column("gender", "text", choices=GENDERS),
     # Whole years in the file; the contract also takes fractional ages.
     Column.of(contract.FIELD_BY_NAME["age"], "int"),
+    # Optional, and empty where a user's country is unknown.
+    Column.of(contract.FIELD_BY_NAME["country"], "text", may_be_empty=True),
 )
+# Columns users.csv may leave out: unlabelled files have no gender, and most files no country.
+OPTIONAL_USERS_COLUMNS = ("gender", "country")
 HOTELS_COLUMNS = (
     Column("travelCode", "int", minimum=0),
     Column("userCode", "int", minimum=0),
@@ -88,30 +106,44 @@ def _first_bad(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
 
 
+def _convert_text(path: Path, raw: pd.Series, column: Column) -> pd.Series:
+    """A text column as it is (None where an empty cell is allowed), refusing the first bad value.
+
+    Text values are not quoted in the messages: a name is personal data.
+    """
+    if column.contract_text:
+        control = raw.str.contains(contract.CONTROL_PATTERN, regex=True)
+        if control.any():
+            row = _first_bad(control.to_numpy())
+            character = contract.control_character(raw.iloc[row - 1])
+            raise DataError(path, contract.control_character_message(character), row, column.name)
+    empty = (raw.str.strip() == "").to_numpy()
+    if empty.any() and not column.may_be_empty:
+        raise DataError(path, "empty value", _first_bad(empty), column.name)
+    given = ~empty
+    if column.choices is not None:
+        unknown = given & ~raw.isin(column.choices).to_numpy()
+        if unknown.any():
+            row = _first_bad(unknown)
+            value = raw.iloc[row - 1]
+            raise DataError(
+                path, f"unknown value {value!r}, expected one of {list(column.choices)}", row, column.name
+            )
+    if column.max_chars is not None:
+        long = given & (raw.str.len() > column.max_chars).to_numpy()
+        if long.any():
+            raise DataError(path, f"longer than {column.max_chars} characters", _first_bad(long), column.name)
+    if column.pattern is not None:
+        mismatched = given & ~raw.str.fullmatch(column.pattern).to_numpy(dtype=bool)
+        if mismatched.any():
+            raise DataError(path, f"does not match {column.pattern}", _first_bad(mismatched), column.name)
+    return raw.where(given, None) if column.may_be_empty else raw
+
+
 def _convert(path: Path, raw: pd.Series, column: Column) -> pd.Series:
     """Convert one text column to its type, refusing the first bad value with its row."""
     if column.kind == "text":
-        empty = raw.str.strip() == ""
-        if empty.any():
-            raise DataError(path, "empty value", _first_bad(empty.to_numpy()), column.name)
-        if column.choices is not None:
-            unknown = ~raw.isin(column.choices)
-            if unknown.any():
-                row = _first_bad(unknown.to_numpy())
-                value = raw.iloc[row - 1]
-                raise DataError(
-                    path, f"unknown value {value!r}, expected one of {list(column.choices)}", row, column.name
-                )
-        if column.max_chars is not None:
-            long = raw.str.len() > column.max_chars
-            if long.any():
-                raise DataError(
-                    path,
-                    f"longer than {column.max_chars} characters",
-                    _first_bad(long.to_numpy()),
-                    column.name,
-                )
-        return raw
+        return _convert_text(path, raw, column)
     if column.kind == "date":
         values = pd.to_datetime(raw, format=DATE_FORMAT, errors="coerce")
         bad = values.isna().to_numpy()
@@ -157,8 +189,9 @@ def read_table(path: Path | str, columns: tuple[Column, ...], optional: tuple[st
 
 
 def load_users(path: Path | str) -> pd.DataFrame:
-    """users.csv; the gender column is optional so that unlabelled files can be scored."""
-    users = read_table(path, USERS_COLUMNS, optional=("gender",))
+    """users.csv; the gender column is optional so that unlabelled files can be scored, and so is
+    the country column."""
+    users = read_table(path, USERS_COLUMNS, optional=OPTIONAL_USERS_COLUMNS)
     duplicated = users["code"].duplicated().to_numpy()
     if duplicated.any():
         row = _first_bad(duplicated)

@@ -2,9 +2,12 @@
 
 Two 5-fold protocols on the labelled users: stratified, and grouped by first name (every
 test first name unseen in training). The grouped one measures what matters for new users,
-so models are selected on it.
+so models are selected on it. Every fold is scored as serving scores (GenderPredictor), and the
+selected model is also scored on travellers from other countries (model.name_data), with and
+without their country, for accuracy and calibration.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,30 +22,40 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from model.features import Columns, FeatureBuilder, take
-from model.names import parse_name
-from model.pipeline import CLASSES
+from model.features import Columns, FeatureBuilder, column_records, first_names, take
+from model.name_data import Traveller
+from model.names import NamePrior
+from model.pipeline import CLASSES, GenderPredictor
 
 PROTOCOLS = ("stratified", "grouped")
 SELECTION_PROTOCOL = "grouped"
 N_FOLDS = 5
+CALIBRATION_BINS = 10
+Population = tuple[Columns, np.ndarray]
 
 
 @dataclass(frozen=True)
 class Fold:
     train_features: np.ndarray
     train_labels: np.ndarray
-    test_features: np.ndarray
+    builder: FeatureBuilder  # fitted on the training part
+    test_users: list[dict]
     test_index: np.ndarray
 
 
 def first_name_groups(columns: Columns, n_rows: int) -> list[str]:
     """Group key per row: its first name; rows without one are each their own group."""
-    names = columns.get("name", [None] * n_rows)
-    return [parse_name(name)[1] or f"#unnamed-{i}" for i, name in enumerate(names)]
+    return [name or f"#unnamed-{i}" for i, name in enumerate(first_names(columns, n_rows))]
 
 
-def make_folds(protocol: str, columns: Columns, labels: np.ndarray, prior: dict, seed: int) -> list[Fold]:
+def make_folds(
+    protocol: str,
+    columns: Columns,
+    labels: np.ndarray,
+    prior: NamePrior,
+    population: Population | None,
+    seed: int,
+) -> list[Fold]:
     """Split, then fit the features on each training part only (their tables learn from labels)."""
     if protocol == "stratified":
         splits = StratifiedKFold(N_FOLDS, shuffle=True, random_state=seed).split(labels, labels)
@@ -53,13 +66,14 @@ def make_folds(protocol: str, columns: Columns, labels: np.ndarray, prior: dict,
     for train_index, test_index in splits:
         builder = FeatureBuilder(prior, seed)
         train_features, train_labels = builder.training_matrix(
-            take(columns, train_index), labels[train_index]
+            take(columns, train_index), labels[train_index], population
         )
         folds.append(
             Fold(
                 train_features=train_features,
                 train_labels=train_labels,
-                test_features=builder.transform(take(columns, test_index)),
+                builder=builder,
+                test_users=list(column_records(take(columns, test_index))),
                 test_index=test_index,
             )
         )
@@ -72,7 +86,8 @@ def out_of_fold_probabilities(folds: list[Fold], build_estimator, n_rows: int) -
     for fold in folds:
         estimator = build_estimator(fold.train_labels)
         estimator.fit(fold.train_features, fold.train_labels)
-        probabilities[fold.test_index] = estimator.predict_proba(fold.test_features)[:, 1]
+        predictor = GenderPredictor(fold.builder, estimator, "fold")
+        probabilities[fold.test_index] = predictor.female_probability(fold.test_users)
     return probabilities
 
 
@@ -88,13 +103,93 @@ def metrics(labels: np.ndarray, female_probability: np.ndarray) -> dict:
     }
 
 
-def save_confusion_matrix(matrix: list[list[int]], title: str, path: Path) -> Path:
+def calibration_bins(
+    labels: np.ndarray, female_probability: np.ndarray, weights: np.ndarray
+) -> list[tuple[float, float, float]]:
+    """(share of the weight, mean probability of female, share of women) of each non-empty bin of
+    CALIBRATION_BINS equal-width bins of the probability of female."""
+    bins = np.minimum((female_probability * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    found = []
+    for index in range(CALIBRATION_BINS):
+        inside = bins == index
+        weight = weights[inside]
+        if weight.sum() > 0:
+            found.append(
+                (
+                    float(weight.sum() / weights.sum()),
+                    float(np.average(female_probability[inside], weights=weight)),
+                    float(np.average(labels[inside], weights=weight)),
+                )
+            )
+    return found
+
+
+def expected_calibration_error(
+    labels: np.ndarray, female_probability: np.ndarray, weights: np.ndarray
+) -> float:
+    """The weighted mean gap between predicted and observed share of women, over the bins."""
+    return sum(
+        share * abs(predicted - observed)
+        for share, predicted, observed in calibration_bins(labels, female_probability, weights)
+    )
+
+
+def traveller_metrics(predictor: GenderPredictor, travellers: Sequence[Traveller]) -> dict[str, dict]:
+    """Accuracy (overall and per country) and calibration on the travellers, without and with their
+    country; each traveller weighs its Traveller.weight."""
+    labels = np.array([t.female for t in travellers])
+    weights = np.array([t.weight for t in travellers])
+    countries = np.array([t.country for t in travellers])
+    scores = {}
+    for setting, with_country in (("without_country", False), ("with_country", True)):
+        users = [
+            {"name": t.name, "country": t.country} if with_country else {"name": t.name} for t in travellers
+        ]
+        female = np.array(predictor.female_probability(users))
+        right = (female >= 0.5) == labels
+        scores[setting] = {
+            "accuracy": float(np.average(right, weights=weights)),
+            "ece": expected_calibration_error(labels, female, weights),
+            "calibration_bins": calibration_bins(labels, female, weights),
+            "accuracy_by_country": {
+                country: float(np.average(right[countries == country], weights=weights[countries == country]))
+                for country in sorted(set(countries.tolist()))
+            },
+        }
+    return scores
+
+
+def _pyplot():
     # Imported here: only training draws, and the API image has no matplotlib.
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_reliability_diagram(scores: dict[str, dict], title: str, path: Path) -> Path:
+    """Observed share of women against the predicted probability, bin by bin, for each setting."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(4.5, 4))
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    for setting, result in scores.items():
+        _, predicted, observed = zip(*result["calibration_bins"], strict=True)
+        label = f"{setting.replace('_', ' ')} (ECE {result['ece']:.3f})"
+        axes.plot(predicted, observed, marker="o", label=label)
+    axes.set_xlabel("predicted probability of female")
+    axes.set_ylabel("share of women")
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def save_confusion_matrix(matrix: list[list[int]], title: str, path: Path) -> Path:
+    plt = _pyplot()
     figure, axes = plt.subplots(figsize=(4, 3.5))
     axes.imshow(matrix, cmap="Blues")
     for (row, column), value in np.ndenumerate(np.array(matrix)):

@@ -11,19 +11,19 @@ do. Only numpy on this path: the API image has no pandas.
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from model.contract import KNOWN_COMPANIES, NUMERIC_FIELDS, TRAVEL_FIELDS
-from model.names import TITLES, normalize_title, parse_name
+from model.names import NamePrior, parse_name, stated_gender
 
-# A row is four blocks, in this order (see transform).
+# A row is four blocks, in this order (see transform). A title is not a feature: the training data
+# has none to learn its weight from, so the predictor applies it after the model (model.pipeline).
 NAME_FEATURES = (
     "has_name",
     "name_length",
-    "title_gender",
     "prior_log_odds",
-    "prior_log_births",
     "prior_known",
     "first_name_log_odds",
     "ngram_log_odds",
@@ -37,8 +37,7 @@ NGRAM_SIZES = (2, 3, 4)
 NAME_SMOOTHING = 2.0
 NGRAM_SMOOTHING = 1.0
 CROSS_FIT_FOLDS = 5
-_TITLE_SIGN = {"male": -1.0, "female": 1.0, None: 0.0}
-_NO_PRIOR = (0.0, 0.0, 0.0)  # log-odds, log births, known
+_NO_PRIOR = (0.0, 0.0)  # log-odds, known
 _NO_LEARNED = (0.0, 0.0)  # first-name log-odds, mean n-gram log-odds
 _NO_COMPANY = (0.0,) * len(KNOWN_COMPANIES)
 _COMPANY_ONE_HOT = {
@@ -72,6 +71,11 @@ def _names(columns: Columns, n_rows: int) -> list[str | None]:
     return [_text(name) for name in columns.get("name", [None] * n_rows)]
 
 
+def first_names(columns: Columns, n_rows: int) -> list[str | None]:
+    """The folded first name of every row, None where there is none."""
+    return [parse_name(name).first_name for name in _names(columns, n_rows)]
+
+
 def _observed(columns: Columns, field: str, n_rows: int) -> np.ndarray:
     """A numeric field's values, NaN where missing or absent."""
     raw = columns.get(field)
@@ -103,19 +107,26 @@ def without_names(columns: Columns) -> dict[str, np.ndarray]:
     names = columns.get("name")
     if names is None:
         return dict(columns)
-    lengths = np.array([len(name) if _text(name) else np.nan for name in names])
+    lengths = np.array([parse_name(_text(name)).length or np.nan for name in names])
     return {**{k: v for k, v in columns.items() if k not in ("name", "title")}, "name_length": lengths}
+
+
+class Encoded(NamedTuple):
+    """One user as the predictor sees it: the model's features, and the gender a title states."""
+
+    features: tuple[float, ...]
+    title_gender: str | None
 
 
 class FeatureBuilder:
     """Turns users into FEATURE_NAMES values: row() for one, transform() for a table.
 
-    Holds the SSA prior (fixed) and two tables learned from training labels: first-name and
-    character n-gram log-odds. fit_transform cross-fits those tables so that the estimator
-    never sees a training row's own label through them, as it will not on unseen names.
+    Holds the first-name prior (fixed, model.names) and two tables learned from training labels:
+    first-name and character n-gram log-odds. fit_transform cross-fits those tables so that the
+    estimator never sees a training row's own label through them, as it will not on unseen names.
     """
 
-    def __init__(self, prior: dict[str, tuple[float, float]], seed: int = 0):
+    def __init__(self, prior: NamePrior, seed: int = 0):
         self.prior = prior
         self.seed = seed
         self.first_name_table: dict[str, float] = {}
@@ -126,40 +137,48 @@ class FeatureBuilder:
 
     def fit(self, columns: Columns, labels: np.ndarray) -> "FeatureBuilder":
         n_rows = len(labels)
-        names = _names(columns, n_rows)
-        self.first_name_table, self.ngram_table = self._tables([parse_name(n)[1] for n in names], labels)
+        parsed = [parse_name(name) for name in _names(columns, n_rows)]
+        self.first_name_table, self.ngram_table = self._tables([p.first_name for p in parsed], labels)
         self.fill_values = {}
         for field in NUMERIC_FIELDS:
             observed = _observed(columns, field, n_rows)
             if field == "name_length":  # as row() sees it: the name's own length when there is one
-                observed = np.array(
-                    [len(n) if n else given for n, given in zip(names, observed, strict=True)]
-                )
+                observed = np.array([p.length or given for p, given in zip(parsed, observed, strict=True)])
             self.fill_values[field] = float(np.nanmean(observed)) if not np.isnan(observed).all() else 0.0
         return self
 
-    def training_matrix(self, columns: Columns, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def training_matrix(
+        self, columns: Columns, labels: np.ndarray, population: tuple[Columns, np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Fit, and return the training matrix and labels, every user twice: with and without a name.
 
         Requests may omit the name; without nameless rows in training, a model would extrapolate
         for them from name features set to zero instead of answering the base rate honestly.
+        `population` (people drawn from the prior's statistics by model.train, with or without a
+        country) joins the rows, twice as well, but not the tables learned from labels: it teaches
+        the estimator how far the prior's log-odds go for the names and countries the training
+        users lack.
         """
         named = self.fit_transform(columns, labels)
-        nameless = self.transform(without_names(columns))
-        return np.vstack([named, nameless]), np.concatenate([labels, labels])
+        blocks, block_labels = [named, self.transform(without_names(columns))], [labels, labels]
+        if population is not None:
+            people, people_labels = population
+            blocks += [self.transform(people), self.transform(without_names(people))]
+            block_labels += [people_labels, people_labels]
+        return np.vstack(blocks), np.concatenate(block_labels)
 
     def fit_transform(self, columns: Columns, labels: np.ndarray) -> np.ndarray:
         self.fit(columns, labels)
         features = self.transform(columns)
-        first_names = [parse_name(name)[1] for name in _names(columns, len(labels))]
+        names = first_names(columns, len(labels))
         folds = np.random.default_rng(self.seed).integers(0, CROSS_FIT_FOLDS, len(labels))
         for fold in range(CROSS_FIT_FOLDS):
             inside = folds == fold
             if not inside.any():  # tiny data
                 continue
-            outside_names = [n for n, out in zip(first_names, ~inside, strict=True) if out]
+            outside_names = [n for n, out in zip(names, ~inside, strict=True) if out]
             tables = self._tables(outside_names, labels[~inside])
-            held_out = [n for n, ins in zip(first_names, inside, strict=True) if ins]
+            held_out = [n for n, ins in zip(names, inside, strict=True) if ins]
             features[inside, _LEARNED_COLUMNS] = [
                 _learned(n, *tables) if n else _NO_LEARNED for n in held_out
             ]
@@ -177,10 +196,12 @@ class FeatureBuilder:
             _log_odds_table((char_ngrams(n) for n in names), ys, NGRAM_SMOOTHING),
         )
 
-    def _prior_features(self, first_name: str | None) -> tuple[float, float, float]:
-        """(log-odds, log births, known); unknown or absent first names get zeros."""
-        prior = self.prior.get(first_name)
-        return _NO_PRIOR if prior is None else (*prior, 1.0)
+    def _prior_features(self, first_name: str | None, country: str | None) -> tuple[float, float]:
+        """(log-odds, 1.0 if statistics list the name); an absent first name gets zeros."""
+        if first_name is None:
+            return _NO_PRIOR
+        log_odds, listed = self.prior.log_odds(first_name, country)
+        return log_odds, 1.0 if listed else 0.0
 
     def _numeric_block(self, user: Mapping, fields: Sequence[str]) -> list[float]:
         """Each field's value (the training mean where missing), then 1.0 if all of them are missing."""
@@ -195,15 +216,17 @@ class FeatureBuilder:
         block.append(1.0 if all_missing else 0.0)
         return block
 
-    def row(self, user: Mapping, learned_cache: dict[str, tuple[float, float]]) -> tuple[float, ...]:
-        """FEATURE_NAMES values of one user. learned_cache: first name -> learned features, shared by
-        the rows of one batch (batches repeat first names)."""
-        name = _text(user.get("name"))
-        title, first_name = parse_name(name)
-        # A title given on its own wins over one written in the name.
-        title = normalize_title(_text(user.get("title"))) or title
-        if name:
-            length = len(name)
+    def row(self, user: Mapping, learned_cache: dict[str, tuple[float, float]]) -> Encoded:
+        """FEATURE_NAMES values of one user, and its title's gender. learned_cache: first name ->
+        learned features, shared by the rows of one batch (batches repeat first names).
+
+        A name is cleaned first (model.names): accents, case, spacing and invisible format
+        characters do not change the answer, and a name that is blank once cleaned is no name.
+        """
+        parsed = parse_name(_text(user.get("name")))
+        first_name = parsed.first_name
+        if parsed.length:
+            length = parsed.length
         else:
             given = user.get("name_length")
             length = self.fill_values.get("name_length", 0.0) if _is_missing(given) else given
@@ -213,21 +236,24 @@ class FeatureBuilder:
             learned = learned_cache[first_name] = _learned(
                 first_name, self.first_name_table, self.ngram_table
             )
-        return (
+        features = (
             1.0 if first_name else 0.0,
             length,
-            _TITLE_SIGN[TITLES.get(title)],
-            *self._prior_features(first_name),
+            *self._prior_features(first_name, _text(user.get("country"))),
             *learned,
             *self._numeric_block(user, ("age",)),
             # A company outside the training set is an unseen category: all zeros.
             *_COMPANY_ONE_HOT.get(user.get("company"), _NO_COMPANY),
             *self._numeric_block(user, TRAVEL_FIELDS),
         )
+        return Encoded(features, stated_gender(_text(user.get("title")), parsed))
 
-    def rows(self, users: Iterable[Mapping]) -> list[tuple[float, ...]]:
+    def encode(self, users: Iterable[Mapping]) -> list[Encoded]:
         learned_cache: dict[str, tuple[float, float]] = {}
         return [self.row(user, learned_cache) for user in users]
+
+    def rows(self, users: Iterable[Mapping]) -> list[tuple[float, ...]]:
+        return [encoded.features for encoded in self.encode(users)]
 
     def transform(self, columns: Columns) -> np.ndarray:
         """The feature matrix of a table: one row per user, one column per FEATURE_NAMES entry."""

@@ -11,21 +11,39 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 
 import numpy as np
+from scipy import optimize
 
-from model import artifact
+from model import artifact, name_data
 from model.candidates import CANDIDATES, Candidate
 from model.data import DataError, Dataset, feature_columns, load_dataset, users_with_travel
-from model.evaluate import PROTOCOLS, SELECTION_PROTOCOL, make_folds, metrics, out_of_fold_probabilities
+from model.evaluate import (
+    PROTOCOLS,
+    SELECTION_PROTOCOL,
+    Population,
+    make_folds,
+    metrics,
+    out_of_fold_probabilities,
+    save_reliability_diagram,
+    traveller_metrics,
+)
 from model.evaluate import save_confusion_matrix as draw_confusion_matrix
-from model.features import FEATURE_NAMES, Columns, FeatureBuilder
-from model.names import prior_table
+from model.features import FEATURE_NAMES, Columns, FeatureBuilder, column_records
+from model.names import NameCounts, NamePrior
 from model.pipeline import GenderPredictor
+from model.sample_data import SURNAMES
 
 DEFAULT_SEED = 0
 # About one standard error of accuracy on ~900 users: a smaller lead is noise, and the simpler
 # candidate (first in CANDIDATES) is cheaper to serve and easier to trust.
 SELECTION_TOLERANCE = 0.005
 LIBRARIES = ("numpy", "scikit-learn", "xgboost-cpu", "joblib", "pandas")
+# People of the first-name statistics that train beside the users: this many from every
+# country, with their country, so that small countries' statistics teach the estimator too...
+PEOPLE_PER_COUNTRY = 200
+# ...and this many without it, shared out by population, as the pooled prior weighs the countries.
+PEOPLE_WITHOUT_COUNTRY = 2800
+RELIABILITY_DIAGRAM = "reliability_diagram.png"
+TEMPERATURE_BOUNDS = (0.25, 4.0)
 
 
 @dataclass
@@ -43,6 +61,54 @@ class TrainingResult:
     candidates: list[CandidateResult]
     metadata: dict
     seconds: float
+
+
+def apportion(total: int, shares: np.ndarray) -> np.ndarray:
+    """Whole numbers proportional to `shares` that sum to `total` (largest remainders)."""
+    exact = total * shares / shares.sum()
+    whole = np.floor(exact).astype(int)
+    whole[np.argsort(whole - exact, kind="stable")[: total - whole.sum()]] += 1
+    return whole
+
+
+def population(counts: NameCounts) -> Population:
+    """People in proportion to the statistics: PEOPLE_PER_COUNTRY of every country with their
+    country, and PEOPLE_WITHOUT_COUNTRY without it, shared out by population; within a country, each
+    name and gender as many times as its share of the people. Each gets a surname, so that the names
+    are as long as the users' (name_length is a feature)."""
+    countries = sorted(counts)
+    without_country = apportion(
+        PEOPLE_WITHOUT_COUNTRY, np.array([name_data.POPULATIONS[c] for c in countries])
+    )
+    names, given_countries, labels = [], [], []
+    for country, unnamed in zip(countries, without_country, strict=True):
+        listed = sorted(counts[country].items())
+        people = np.array([(women, men) for _, (women, men) in listed]).ravel()  # name by name: women, men
+        for given, size in ((country, PEOPLE_PER_COUNTRY), (None, unnamed)):
+            for index in np.flatnonzero(copies := apportion(int(size), people)):
+                name, label = listed[index // 2][0], 1 - index % 2
+                for _ in range(copies[index]):
+                    names.append(f"{name} {SURNAMES[len(names) % len(SURNAMES)]}")
+                    given_countries.append(given)
+                    labels.append(label)
+    return {"name": names, "country": given_countries}, np.array(labels)
+
+
+def fit_temperature(predictor: GenderPredictor, people: Population) -> float:
+    """The temperature (GenderPredictor) that fits the population's genders best, by log-loss.
+
+    The estimator learns from users and population together; its log-odds come out too timid or
+    too bold for the population alone, by how much depends on the data. One scale factor fixed on
+    the population corrects that and leaves every predicted gender as it is.
+    """
+    columns, labels = people
+    female = np.clip(np.array(predictor.female_probability(column_records(columns))), 1e-12, 1 - 1e-12)
+    log_odds = np.log(female / (1 - female))
+
+    def log_loss(temperature: float) -> float:
+        return float(np.mean(np.logaddexp(0.0, -np.where(labels == 1, 1, -1) * temperature * log_odds)))
+
+    return float(optimize.minimize_scalar(log_loss, bounds=TEMPERATURE_BOUNDS, method="bounded").x)
 
 
 def labelled_columns(dataset: Dataset) -> tuple[Columns, np.ndarray]:
@@ -106,22 +172,35 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
     started = time.perf_counter()
     dataset = load_dataset(paths["users"], paths.get("hotels"), paths.get("flights"))
     columns, labels = labelled_columns(dataset)
-    prior = prior_table()
-    folds = {protocol: make_folds(protocol, columns, labels, prior, seed) for protocol in PROTOCOLS}
+    counts = name_data.first_name_counts()
+    prior = NamePrior.fit(counts, name_data.POPULATIONS)
+    people = population(counts)
+    folds = {protocol: make_folds(protocol, columns, labels, prior, people, seed) for protocol in PROTOCOLS}
     results = [search_candidate(candidate, folds, labels) for candidate in CANDIDATES]
     selected = select(results)
     builder = FeatureBuilder(prior, seed)
-    features, feature_labels = builder.training_matrix(columns, labels)
+    features, feature_labels = builder.training_matrix(columns, labels, people)
     estimator = next(c for c in CANDIDATES if c.name == selected.name).build(selected.params, feature_labels)
     estimator.fit(features, feature_labels)
-    predictor = GenderPredictor(builder, estimator, selected.name)
+    untempered = GenderPredictor(builder, estimator, selected.name)
+    temperature = fit_temperature(untempered, people)
+    predictor = GenderPredictor(builder, estimator, selected.name, temperature)
     metadata = {
         "candidate": selected.name,
         "params": selected.params,
         "metrics": selected.metrics,
         "selection_protocol": SELECTION_PROTOCOL,
+        "temperature": temperature,
         "candidates": {r.name: {"params": r.params, "metrics": r.metrics} for r in results},
         "data": fingerprint(paths, dataset, len(labels)),
+        "travellers": {
+            "source": name_data.TRAVELLER_SOURCE,
+            "metrics": traveller_metrics(predictor, name_data.travellers()),
+        },
+        "prior_sources": [
+            {"country": s.country, "publisher": s.publisher, "licence": s.licence}
+            for s in (*name_data.PRIOR_SOURCES, name_data.SSA_SOURCE)
+        ],
         "features": list(FEATURE_NAMES),
         "libraries": library_versions(),
         "mlflow_run_id": None,
@@ -145,8 +224,9 @@ def summary_table(result: TrainingResult) -> str:
     return "\n".join(lines)
 
 
-def save_confusion_matrices(result: TrainingResult, out_dir: Path) -> list[Path]:
-    return [
+def save_pictures(result: TrainingResult, out_dir: Path) -> list[Path]:
+    """The confusion matrices of both protocols and the reliability diagram on the travellers."""
+    matrices = [
         draw_confusion_matrix(
             result.selected.metrics[protocol]["confusion_matrix"],
             f"{result.selected.name}, {protocol} 5-fold",
@@ -154,3 +234,9 @@ def save_confusion_matrices(result: TrainingResult, out_dir: Path) -> list[Path]
         )
         for protocol in PROTOCOLS
     ]
+    reliability = save_reliability_diagram(
+        result.metadata["travellers"]["metrics"],
+        f"{result.selected.name} on {name_data.TRAVELLER_SOURCE.split(' (')[0]} travellers",
+        out_dir / RELIABILITY_DIAGRAM,
+    )
+    return [*matrices, reliability]

@@ -6,10 +6,14 @@ import pytest
 
 from model.data import feature_columns
 from model.features import FEATURE_NAMES, FeatureBuilder, char_ngrams, to_matrix, without_names
-from model.names import parse_name
+from model.names import NamePrior, ParsedName, parse_name
 from tests.fixtures.data import records_to_columns
 
-PRIOR = {"mary": (5.0, 12.0), "john": (-5.0, 12.0)}
+PRIOR = NamePrior(
+    pooled={"mary": 5.0, "john": -5.0, "jose": -6.0, "zoe": 6.0, "andrea": 2.0},
+    by_country={"IT": {"andrea": -7.0}},
+    endings={"a": 1.5, "o": -1.5},
+)
 
 
 def fitted_builder() -> FeatureBuilder:
@@ -22,14 +26,54 @@ def fitted_builder() -> FeatureBuilder:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("Roy Braun", (None, "roy")),
-        ("Dr. Jane Smith", ("dr", "jane")),
-        ("MRS ann lee", ("mrs", "ann")),
-        ("", (None, None)),
+        ("Roy Braun", ParsedName(None, "roy", 9)),
+        ("Dr. Jane Smith", ParsedName(None, "jane", 14)),
+        ("MRS ann lee", ParsedName("female", "ann", 11)),
+        ("Prof. Dr. Herr Hans Meier", ParsedName("male", "hans", 25)),
+        ("Sig.ra Giulia Rossi", ParsedName("female", "giulia", 19)),
+        ("Sr. Juan Pérez", ParsedName("male", "juan", 14)),
+        ("Sra Ana Pérez", ParsedName("female", "ana", 13)),
+        ("srta. Ana Pérez", ParsedName("female", "ana", 15)),
+        ("M. Jean Dupont", ParsedName("male", "jean", 14)),
+        ("Mlle Léa Martin", ParsedName("female", "lea", 15)),
+        ("Mrs", ParsedName("female", None, 3)),
+        ("", ParsedName(None, None, 0)),
+        ("   ", ParsedName(None, None, 0)),
+        ("\u200b\u2060", ParsedName(None, None, 0)),
     ],
 )
 def test_parse_name(name, expected):
     assert parse_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "Jose Garcia",
+        "José García",
+        "JOSÉ GARCÍA",
+        "Jose\u0301 Garci\u0301a",  # decomposed accents
+        "  José   García ",
+        "\u202eJosé\u200b García\u200f",
+        "Ｊｏｓé García",  # full-width letters
+    ],
+)
+def test_spellings_of_one_name_get_the_same_features(spelling):
+    builder = fitted_builder()
+    reference = builder.rows([{"name": "Jose Garcia", "age": 30}])
+    assert builder.rows([{"name": spelling, "age": 30}]) == reference
+
+
+def test_field_order_does_not_matter():
+    builder = fitted_builder()
+    user = {"name": "Zoë Saldana", "country": "US", "age": 44, "company": "4You", "title": "Ms"}
+    assert builder.encode([user]) == builder.encode([dict(reversed(user.items()))])
+
+
+@pytest.mark.parametrize("blank", ["   ", "\u200b", "\u202e \u200f", "\u3000"])
+def test_a_name_blank_once_cleaned_counts_as_no_name(blank):
+    builder = fitted_builder()
+    assert builder.rows([{"name": blank, "age": 30}]) == builder.rows([{"age": 30}])
 
 
 def test_char_ngrams_mark_start_and_end():
@@ -73,13 +117,48 @@ def test_every_input_may_be_absent():
     )
 
 
-def test_prior_and_title_features():
-    features = fitted_builder().transform(
-        records_to_columns([{"name": "Mrs Mary Stone"}, {"name": "Xq Y", "title": "Mr"}])
+def test_prior_features_use_the_country_where_it_has_statistics():
+    users = [
+        {"name": "Mary Stone"},
+        {"name": "Andrea Rossi"},
+        {"name": "Andrea Rossi", "country": "IT"},
+        {"name": "Andrea Rossi", "country": "FR"},  # no statistics of its own: pooled
+        {"name": "Xqza Y"},  # unlisted: its ending
+        {"name": "Xq Y"},  # unlisted, no known ending
+    ]
+    rows = [
+        dict(zip(FEATURE_NAMES, row, strict=True))
+        for row in fitted_builder().transform(records_to_columns(users))
+    ]
+    assert [(r["prior_log_odds"], r["prior_known"]) for r in rows] == [
+        (5.0, 1.0),
+        (2.0, 1.0),
+        (-7.0, 1.0),
+        (2.0, 1.0),
+        (1.5, 0.0),
+        (0.0, 0.0),
+    ]
+
+
+def test_titles_are_not_features_but_travel_beside_them():
+    builder = fitted_builder()
+    encoded = builder.encode(
+        [
+            {"name": "Mrs Mary Stone"},
+            {"name": "Xq Y", "title": "Mr"},
+            {"title": "Frau"},
+            {"name": "Mary Stone"},
+        ]
     )
-    mary, unknown = (dict(zip(FEATURE_NAMES, row, strict=True)) for row in features)
-    assert mary["prior_log_odds"] == 5.0 and mary["prior_known"] == 1 and mary["title_gender"] == 1
-    assert unknown["prior_known"] == 0 and unknown["title_gender"] == -1
+    assert [user.title_gender for user in encoded] == ["female", "male", "female", None]
+    # The title field wins over a title in the name, when it is a title.
+    [field_wins, unknown_field] = builder.encode(
+        [{"name": "Mrs Mary Stone", "title": "Dr"}, {"name": "Mrs Mary Stone", "title": "Captain"}]
+    )
+    assert (field_wins.title_gender, unknown_field.title_gender) == (None, "female")
+    # Titles of one length: the features cannot tell Mrs from Dr. or Mr. (or no title) from Herr.
+    assert builder.rows([{"name": "Mrs Mary Stone"}]) == builder.rows([{"name": "Dr. Mary Stone"}])
+    assert builder.rows([{"name": "Herr Mary Stone"}]) == builder.rows([{"name": "Miss Mary Stone"}])
 
 
 def test_missing_numbers_take_the_training_mean():
@@ -107,7 +186,7 @@ def test_learned_tables_are_cross_fitted():
         [{"name": f"{n} X"} for n in ["Uniquea", "Bob", "Bob", "Bob", "Bo", "Bobby"] * 5]
     )
     labels = np.array([1, 0, 0, 0, 0, 0] * 5)
-    builder = FeatureBuilder({})
+    builder = FeatureBuilder(NamePrior({}, {}, {}))
     cross_fitted = builder.fit_transform(columns, labels)
     in_sample = builder.transform(columns)
     column = FEATURE_NAMES.index("first_name_log_odds")

@@ -29,6 +29,16 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     ("text", "expected"),
     [
         ("code,company,name,age\n0,4You,Roy Braun,21", None),  # gender is optional: unlabelled files
+        (USERS_HEADER.strip() + ",country\n0,4You,Roy Braun,male,21,", None),  # a country may be unknown
+        (
+            USERS_HEADER.strip() + ",country\n0,4You,Roy Braun,male,21,US\n1,4You,Ann Lee,female,22,us",
+            "row 2 (line 3), column 'country': does not match ^[A-Z]{2}$",
+        ),
+        (
+            USERS_HEADER + "0,4You,Ann\x00 Lee,female,21",
+            "row 1 (line 2), column 'name': control character U+0000 is not allowed in text",
+        ),
+        (USERS_HEADER + '0,4You,"Ann\nLee",female,21', "column 'name': control character U+000A"),
         ("code,company,name,gender\n0,4You,Roy Braun,male", "missing columns ['age']"),
         (USERS_HEADER.strip() + ",email\n0,4You,Roy Braun,male,21,a@b", "unexpected columns ['email']"),
         (

@@ -127,6 +127,19 @@ BAD_INPUT = [
     ("huge integer", {"travel_count": 10**30}, None, 422, "invalid_request", ["travel_count"]),
     ("empty name", {"name": ""}, None, 422, "invalid_request", ["name"]),
     ("500-character name", {"name": "a" * 500}, None, 422, "invalid_request", ["name"]),
+    ("NUL in a name", {"name": "Ann\u0000 Lee"}, None, 422, "invalid_request", ["name"]),
+    ("escape in a title", {"title": "Mrs\u001b"}, None, 422, "invalid_request", ["title"]),
+    ("C1 control in a company", {"company": "4You\u0085"}, None, 422, "invalid_request", ["company"]),
+    ("country in lower case", {"country": "fr"}, None, 422, "invalid_request", ["country"]),
+    ("country as a name", {"country": "France"}, None, 422, "invalid_request", ["country"]),
+    (
+        "control character inside a batch",
+        {"instances": [{"name": "Ann Lee"}, {"name": "Ann\u007f Lee"}]},
+        None,
+        422,
+        "invalid_request",
+        ["instances", 1, "name"],
+    ),
     ("null field", {"age": None}, None, 422, "invalid_request", ["age"]),
     ("unknown field", {"age": 30, "shoe_size": 42}, None, 422, "invalid_request", ["shoe_size"]),
     ("empty object", {}, None, 422, "invalid_request", []),
@@ -172,6 +185,15 @@ def test_bad_input_gets_a_clear_error(live_service, body, headers, status, code,
         assert error["details"], "a schema violation names the offending field"
         assert error["details"][0]["loc"] == field
         assert {"loc", "type", "message"} == set(error["details"][0])
+
+
+def test_a_control_character_is_named_in_the_error(live_service):
+    [detail] = post(live_service, {"name": "Ann\u0000 Lee"}).json()["error"]["details"]
+    assert detail == {
+        "loc": ["name"],
+        "type": "control_character",
+        "message": "control character U+0000 is not allowed in text",
+    }
 
 
 def test_details_never_echo_the_input(live_service):

@@ -156,6 +156,15 @@ def test_the_page_shows_a_prediction(browser, page, live_service):
     assert shown == f"Prediction: {direct['gender']} ({percent}), model {direct['model_version']}"
 
 
+def test_the_page_sends_the_country_in_upper_case(browser, page, live_service):
+    shown = submit(browser, page, name="Andrea Rossi", country="it")
+    direct = requests.post(
+        f"{live_service}/predict_gender", json={"name": "Andrea Rossi", "country": "IT"}
+    ).json()
+    assert direct["gender"] == "male"
+    assert shown == f"Prediction: male ({100 * direct['probability']:.1f}%), model {direct['model_version']}"
+
+
 def test_the_page_shows_a_rejection(browser, page):
     shown = submit(browser, page)  # an empty form: the API wants at least one field
     assert shown.startswith("The request body does not match the schema.")

@@ -5,6 +5,7 @@ ORIGINAL_EXAMPLE = {"age": 30, "company": "4You", "name_length": 12}
 FULL_USER = {
     "name": "Dr Jane Smith",
     "title": "Dr",
+    "country": "GB",
     "age": 41.5,
     "company": "Acme Factory",
     "name_length": 10,
