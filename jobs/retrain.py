@@ -21,20 +21,26 @@ log = logging.getLogger("jobs.retrain")
 
 
 def champion_metadata(model_dir: Path) -> dict | None:
-    """model.json of the served model, or None when there is none (or it is unreadable)."""
+    """model.json of the served model; None when there is none, it is unreadable, or this release
+    cannot load it (a model of an older format): a candidate then replaces it if it passes the floor."""
     try:
         version = artifact.current_version(model_dir)
-        return artifact.read_metadata(model_dir / artifact.VERSIONS / version) if version else None
+        if version is None:
+            return None
+        version_dir = model_dir / artifact.VERSIONS / version
+        metadata = artifact.read_metadata(version_dir)
+        artifact.check_format(version_dir, metadata)
+        return metadata
     except artifact.ArtifactError as error:
-        log.warning("the current model cannot be read, so there is no champion to beat: %s", error)
+        log.warning("there is no champion to beat: %s", error)
         return None
 
 
 def retrain(settings: RetrainSettings) -> dict:
     """Train, gate and maybe publish; returns the decision record that is also logged."""
-    if settings.skip_if_published and (served := artifact.current_version(settings.model_dir)):
+    if settings.skip_if_published and (served := champion_metadata(settings.model_dir)) is not None:
         record = {"event": "gate", "decision": "skipped", "reason": "a model is published already"}
-        record["served_version"] = served
+        record["served_version"] = served["version"]
         log.info("%s", json.dumps(record))
         return record
     tracker = tracking.tracker(settings.tracking_wait_s)

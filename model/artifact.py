@@ -3,8 +3,8 @@
 Publishing writes a new version directory beside the others (same filesystem), fsyncs it,
 renames it into place, then switches `current` (a relative symlink) with an atomic rename.
 A reader sees the old model or the new one, never a partial one; a writer killed at any
-point leaves `current` on the previous model. Loading checks model.pkl's sha256 against
-model.json before unpickling, because unpickling runs code.
+point leaves `current` on the previous model. Loading checks model.json's format and model.pkl's
+sha256 before unpickling, because unpickling runs code.
 """
 
 import contextlib
@@ -29,10 +29,18 @@ PUBLISH_WAIT_S = 60.0
 TEMP_PREFIX = ".incoming-"
 DEFAULT_KEEP = 5
 CHUNK_BYTES = 1 << 20
+# What model.pkl holds: the classes and attributes this code unpickles and calls. Raised whenever
+# they change in a way an older model cannot follow; 2: text normalization, titles and the
+# multilingual first-name prior. A model.json without the field is of format 1.
+FORMAT = 2
 
 
 class ArtifactError(Exception):
     """A model that is missing, unreadable or fails verification; the message says which."""
+
+
+class IncompatibleFormat(ArtifactError):
+    """A version written for another format of model.pkl than the one this code reads."""
 
 
 class WriterBusy(ArtifactError):
@@ -136,6 +144,7 @@ def stage(predictor, metadata: dict, model_dir: Path, extras: tuple[Path, ...] =
             os.fsync(file.fileno())
     metadata = {
         **metadata,
+        "format": FORMAT,
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "sha256": sha256_file(incoming / MODEL_FILE),
@@ -209,10 +218,22 @@ def read_metadata(version_dir: Path) -> dict:
         raise ArtifactError(f"{version_dir}: {METADATA_FILE} is unreadable ({error})") from None
 
 
+def check_format(version_dir: Path, metadata: dict) -> None:
+    """Refuse a version whose model.pkl this code cannot read: train a new one with this release."""
+    written = metadata.get("format", 1)
+    if written != FORMAT:
+        raise IncompatibleFormat(
+            f"{version_dir}: model format {written}, and this release reads format {FORMAT}; "
+            "retrain with this release (the retrain CronJob, or make train)"
+        )
+
+
 def load_version_dir(version_dir: Path) -> LoadedModel:
-    """Load one version directory, refusing it unless model.pkl matches the sha256 in model.json."""
+    """Load one version directory, refusing it unless its format is this code's and model.pkl
+    matches the sha256 in model.json."""
     version_dir = Path(version_dir)
     metadata = read_metadata(version_dir)
+    check_format(version_dir, metadata)
     model_path = version_dir / MODEL_FILE
     try:
         actual = sha256_file(model_path)

@@ -39,6 +39,7 @@ def test_publish_layout_and_metadata(model_dir):
     assert os.readlink(model_dir / "current") == f"versions/{version}"
     metadata = json.loads((model_dir / "versions" / version / "model.json").read_text())
     assert metadata["version"] == version and metadata["source"] == "test"
+    assert metadata["format"] == artifact.FORMAT
     assert metadata["sha256"] == artifact.sha256_file(model_dir / "versions" / version / "model.pkl")
     assert artifact.load(model_dir).version == version
 
@@ -57,6 +58,21 @@ def test_tampered_model_is_refused_before_unpickling(model_dir):
     with pytest.raises(
         artifact.ArtifactError, match=rf"versions/{version}: model.pkl sha256 .* does not match"
     ):
+        artifact.load(model_dir)
+
+
+@pytest.mark.parametrize("written", [{}, {"format": artifact.FORMAT - 1}, {"format": artifact.FORMAT + 1}])
+def test_a_model_of_another_format_is_refused_before_unpickling(model_dir, written):
+    version = artifact.current_version(model_dir)
+    version_dir = model_dir / "versions" / version
+    # Not a pickle at all, with a matching checksum: only the format check stands in the way.
+    (version_dir / "model.pkl").write_bytes(b"not a pickle")
+    metadata = json.loads((version_dir / "model.json").read_text())
+    metadata = {key: value for key, value in metadata.items() if key != "format"} | written
+    metadata["sha256"] = artifact.sha256_file(version_dir / "model.pkl")
+    (version_dir / "model.json").write_text(json.dumps(metadata))
+    expected = rf"model format {written.get('format', 1)}, and this release reads format {artifact.FORMAT}"
+    with pytest.raises(artifact.IncompatibleFormat, match=expected):
         artifact.load(model_dir)
 
 

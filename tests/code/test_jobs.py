@@ -1,6 +1,7 @@
 """The retrain and batch jobs' own behaviour: the gate, the lock, an unreachable tracking server."""
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -86,6 +87,27 @@ def test_the_bootstrap_trains_once_and_then_does_nothing(tmp_path, sample_data_d
     assert '"decision": "skipped"' in again.stdout and "training on" not in again.stdout
     assert artifact.current_version(tmp_path / "models") == version
     assert len(list((tmp_path / "models" / artifact.VERSIONS).iterdir())) == 1
+
+
+def test_after_an_upgrade_the_bootstrap_replaces_a_model_this_release_cannot_load(tmp_path, sample_data_dir):
+    env = job_env(tmp_path, sample_data_dir, GENDER_SKIP_IF_PUBLISHED="true")
+    first = run_job("jobs.retrain", env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    old = artifact.current_version(tmp_path / "models")
+    # As a release before model formats wrote it, and with a score no candidate can beat: the gate
+    # must not keep a champion that the upgraded API refuses to load.
+    old_json = tmp_path / "models" / artifact.VERSIONS / old / "model.json"
+    written = json.loads(old_json.read_text())
+    del written["format"]
+    written["metrics"]["grouped"]["accuracy"] = 1.0
+    old_json.write_text(json.dumps(written))
+
+    again = run_job("jobs.retrain", env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "model format 1, and this release reads format" in again.stdout + again.stderr
+    assert '"decision": "promoted"' in again.stdout
+    new = artifact.current_version(tmp_path / "models")
+    assert new != old and artifact.load(tmp_path / "models").version == new
 
 
 def test_sigterm_stops_a_retrain_at_once_and_releases_the_lock(tmp_path, sample_data_dir):

@@ -1,5 +1,6 @@
 """The service over its life: a model appearing, new versions swapped in under load, a tampered version
-refused, and SIGTERM with requests in flight. Each test runs its own gunicorn on its own model volume."""
+or one of another model format refused, and SIGTERM with requests in flight. Each test runs its own
+gunicorn on its own model volume."""
 
 import json
 import os
@@ -135,29 +136,40 @@ def test_twenty_versions_swap_in_under_load_without_a_failed_request(
     assert versions[-1] == published[-1]
 
 
-def tamper(model_dir: Path) -> str:
-    """A new version whose model.pkl no longer matches the sha256 in its model.json, made current."""
-    good = current_version(model_dir)
-    bad = f"{good}-tampered"
-    shutil.copytree(model_dir / VERSIONS / good, model_dir / VERSIONS / bad)
-    metadata = json.loads((model_dir / VERSIONS / bad / "model.json").read_text())
-    (model_dir / VERSIONS / bad / "model.json").write_text(json.dumps({**metadata, "version": bad}))
-    with open(model_dir / VERSIONS / bad / MODEL_FILE, "ab") as pickle:
+def tampered(metadata: dict, pickle_path: Path) -> None:
+    """model.pkl no longer matches the sha256 in model.json."""
+    with open(pickle_path, "ab") as pickle:
         pickle.write(b"\x00 payload")
+
+
+def of_an_older_format(metadata: dict, pickle_path: Path) -> None:
+    """As a release before model formats wrote it (as the model of an upgraded API's last release)."""
+    del metadata["format"]
+
+
+def publish_bad(model_dir: Path, spoil) -> str:
+    """A copy of the current version, spoiled by `spoil(metadata, model.pkl path)`, made current."""
+    good = current_version(model_dir)
+    bad = f"{good}-bad"
+    shutil.copytree(model_dir / VERSIONS / good, model_dir / VERSIONS / bad)
+    metadata = json.loads((model_dir / VERSIONS / bad / "model.json").read_text()) | {"version": bad}
+    spoil(metadata, model_dir / VERSIONS / bad / MODEL_FILE)
+    (model_dir / VERSIONS / bad / "model.json").write_text(json.dumps(metadata))
     os.symlink(f"{VERSIONS}/{bad}", model_dir / "pointer")
     os.replace(model_dir / "pointer", model_dir / CURRENT)
     return bad
 
 
-def test_a_tampered_version_is_refused_once_and_the_old_model_keeps_serving(
-    start_service, sample_model_dir, tmp_path
+@pytest.mark.parametrize(("spoil", "reason"), [(tampered, "sha256"), (of_an_older_format, "model format 1")])
+def test_a_bad_version_is_refused_once_and_the_old_model_keeps_serving(
+    start_service, sample_model_dir, tmp_path, spoil, reason
 ):
     model_dir = tmp_path / "models"
     good = publish_copy(sample_model_dir, model_dir)
     server = start_service(model_dir=model_dir, reload_interval_s=FAST_RELOAD_S, workers=WORKERS)
     wait_for(server, "/readyz")
 
-    bad = tamper(model_dir)
+    bad = publish_bad(model_dir, spoil)
 
     def refused() -> float:
         text = requests.get(f"{server.url}/metrics").text
@@ -176,7 +188,7 @@ def test_a_tampered_version_is_refused_once_and_the_old_model_keeps_serving(
         assert answer.json()["model_version"] == good
     assert requests.get(f"{server.url}/readyz").status_code == 200
     refusals = [json.loads(line) for line in server.log().splitlines() if "refused" in line]
-    assert refusals and refusals[0]["model_version"] == bad and "sha256" in refusals[0]["reason"]
+    assert refusals and refusals[0]["model_version"] == bad and reason in refusals[0]["reason"]
 
     recovered = publish_copy(sample_model_dir, model_dir)
 
