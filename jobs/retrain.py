@@ -7,17 +7,35 @@ MLflow), WRITER_BUSY, USAGE for bad settings, BAD_INPUT for refused data, TRACKI
 
 import json
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
 
-from jobs import entry, tracking
+from jobs import entry, pushgateway, tracking
 from jobs.gate import decide
 from jobs.settings import RetrainSettings
 from model import artifact
 from model.train import save_pictures, summary_table, train
 
 log = logging.getLogger("jobs.retrain")
+PUSH_JOB = "gender-retrain"  # the Pushgateway's grouping key: the CronJob's name
+# The gate's recent history, beside the models it decided on; written under the writer lock.
+GATE_HISTORY = "gate.json"
+
+
+def refusals_in_a_row(model_dir: Path, promoted: bool) -> int:
+    """Record this decision; returns how many refusals have followed the last promotion."""
+    path = model_dir / GATE_HISTORY
+    try:
+        before = int(json.loads(path.read_text())["refusals_in_a_row"])
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or unreadable: start again
+        before = 0
+    now = 0 if promoted else before + 1
+    temporary = path.with_name(f"{artifact.TEMP_PREFIX}{GATE_HISTORY}")
+    temporary.write_text(json.dumps({"refusals_in_a_row": now}))
+    os.replace(temporary, path)
+    return now
 
 
 def champion_metadata(model_dir: Path) -> dict | None:
@@ -43,31 +61,37 @@ def retrain(settings: RetrainSettings) -> dict:
         record["served_version"] = served["version"]
         log.info("%s", json.dumps(record))
         return record
-    tracker = tracking.tracker(settings.tracking_wait_s)
-    paths = settings.input_paths()
-    log.info("training on %s", {name: str(path) for name, path in paths.items() if path})
-    with artifact.writer_lock(settings.model_dir), tempfile.TemporaryDirectory() as scratch:
-        result = train(paths)
-        log.info("candidates:\n%s", summary_table(result))
-        pictures = save_pictures(result, Path(scratch))
-        with tracker.training_run(result, pictures) as run_id:
-            champion = champion_metadata(settings.model_dir)
-            decision = decide(result.metadata, champion, settings.gate_tolerance, settings.gate_floor)
-            staged = artifact.stage(
-                result.predictor,
-                {**result.metadata, "mlflow_run_id": run_id},
-                settings.model_dir,
-                tuple(pictures),
-            )
-            try:
-                registry_version = tracker.log_and_register(staged)
-                tracker.record_decision(decision.promote, decision.reason, decision.champion_accuracy)
-                if decision.promote:
-                    artifact.commit(staged, settings.keep_versions)
-                    tracker.move_champion(registry_version)
-            finally:
-                if not decision.promote:
-                    artifact.discard(staged)
+    with pushgateway.reporting(settings.pushgateway_url, PUSH_JOB) as report:
+        tracker = tracking.tracker(settings.tracking_wait_s)
+        paths = settings.input_paths()
+        log.info("training on %s", {name: str(path) for name, path in paths.items() if path})
+        with artifact.writer_lock(settings.model_dir), tempfile.TemporaryDirectory() as scratch:
+            result = train(paths)
+            log.info("candidates:\n%s", summary_table(result))
+            pictures = save_pictures(result, Path(scratch))
+            with tracker.training_run(result, pictures) as run_id:
+                champion = champion_metadata(settings.model_dir)
+                decision = decide(result.metadata, champion, settings.gate_tolerance, settings.gate_floor)
+                staged = artifact.stage(
+                    result.predictor,
+                    {**result.metadata, "mlflow_run_id": run_id},
+                    settings.model_dir,
+                    tuple(pictures),
+                )
+                try:
+                    registry_version = tracker.log_and_register(staged)
+                    tracker.record_decision(decision.promote, decision.reason, decision.champion_accuracy)
+                    if decision.promote:
+                        artifact.commit(staged, settings.keep_versions)
+                        tracker.move_champion(registry_version)
+                finally:
+                    if not decision.promote:
+                        artifact.discard(staged)
+            refused = refusals_in_a_row(settings.model_dir, decision.promote)
+        report.set("rows", result.metadata["data"]["labelled_users"])
+        report.set("gate_promoted", float(decision.promote))
+        report.set("gate_refusals_in_a_row", refused)
+        report.set("grouped_accuracy", decision.candidate_accuracy)
     record = {
         "event": "gate",
         "decision": "promoted" if decision.promote else "refused",
@@ -78,6 +102,7 @@ def retrain(settings: RetrainSettings) -> dict:
         "champion_grouped_accuracy": decision.champion_accuracy,
         "mlflow_run_id": run_id,
         "registry_version": registry_version,
+        "refusals_in_a_row": refused,
     }
     log.info("%s", json.dumps(record))
     return record

@@ -23,6 +23,9 @@ class JobSettings(DataSettings):
     # How long to wait for the tracking server's /health before failing: on a fresh cluster MLflow
     # may still be pulling its image or migrating its database when the first job starts.
     tracking_wait_s: float = Field(default=600.0, ge=0)
+    # Where the job pushes its metrics (jobs.pushgateway), e.g. http://gender-pushgateway:9091;
+    # unset: nothing is pushed.
+    pushgateway_url: str | None = None
 
     def input_paths(self) -> dict[str, Path | None]:
         """The data directory's CSVs, or the bundled sample's when the data directory has none."""

@@ -157,6 +157,8 @@ class MlflowTracker:
         with mlflow.start_run(run_name=f"batch-{model_version}"):
             mlflow.set_tag(VERSION_TAG, model_version)
             mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, int | float)})
+            if summary.get("drift"):
+                mlflow.log_metrics({f"psi.{feature}": v for feature, v in summary["drift"]["psi"].items()})
             mlflow.log_dict(summary, "summary.json")
 
 

@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from model import drift
 from model.contract import KNOWN_COMPANIES, NUMERIC_FIELDS, TRAVEL_FIELDS
 from model.names import NamePrior, parse_name, stated_gender
 
@@ -112,10 +113,12 @@ def without_names(columns: Columns) -> dict[str, np.ndarray]:
 
 
 class Encoded(NamedTuple):
-    """One user as the predictor sees it: the model's features, and the gender a title states."""
+    """One user as the predictor sees it: the model's features, the gender a title states, and the
+    user's inputs as drift bins (model.drift.FEATURES, in order)."""
 
     features: tuple[float, ...]
     title_gender: str | None
+    bins: tuple[str, ...]
 
 
 class FeatureBuilder:
@@ -217,36 +220,49 @@ class FeatureBuilder:
         return block
 
     def row(self, user: Mapping, learned_cache: dict[str, tuple[float, float]]) -> Encoded:
-        """FEATURE_NAMES values of one user, and its title's gender. learned_cache: first name ->
-        learned features, shared by the rows of one batch (batches repeat first names).
+        """FEATURE_NAMES values of one user, its title's gender and its drift bins. learned_cache:
+        first name -> learned features, shared by the rows of one batch (batches repeat first names).
 
         A name is cleaned first (model.names): accents, case, spacing and invisible format
         characters do not change the answer, and a name that is blank once cleaned is no name.
         """
         parsed = parse_name(_text(user.get("name")))
         first_name = parsed.first_name
-        if parsed.length:
-            length = parsed.length
-        else:
-            given = user.get("name_length")
-            length = self.fill_values.get("name_length", 0.0) if _is_missing(given) else given
+        title = _text(user.get("title"))
+        given_length = parsed.length or user.get("name_length")
+        missing_length = _is_missing(given_length)
+        length = self.fill_values.get("name_length", 0.0) if missing_length else given_length
         if not first_name:
             learned = _NO_LEARNED
         elif (learned := learned_cache.get(first_name)) is None:
             learned = learned_cache[first_name] = _learned(
                 first_name, self.first_name_table, self.ngram_table
             )
+        prior_log_odds, prior_known = self._prior_features(first_name, _text(user.get("country")))
+        company = user.get("company")
+        title_gender = stated_gender(title, parsed)
         features = (
             1.0 if first_name else 0.0,
             length,
-            *self._prior_features(first_name, _text(user.get("country"))),
+            prior_log_odds,
+            prior_known,
             *learned,
             *self._numeric_block(user, ("age",)),
             # A company outside the training set is an unseen category: all zeros.
-            *_COMPANY_ONE_HOT.get(user.get("company"), _NO_COMPANY),
+            *_COMPANY_ONE_HOT.get(company, _NO_COMPANY),
             *self._numeric_block(user, TRAVEL_FIELDS),
         )
-        return Encoded(features, stated_gender(_text(user.get("title")), parsed))
+        bins = (
+            drift.numeric_bin("age", user.get("age")),
+            drift.numeric_bin("name_length", given_length),
+            drift.company_bin(company),
+            drift.title_bin(title_gender, parsed.has_title or title is not None),
+            drift.first_name_bin(first_name, prior_known == 1.0),
+            drift.numeric_bin("travel_count", user.get("travel_count")),
+            drift.numeric_bin("avg_flight_price", user.get("avg_flight_price")),
+            drift.numeric_bin("hotel_nights", user.get("hotel_nights")),
+        )
+        return Encoded(features, title_gender, bins)
 
     def encode(self, users: Iterable[Mapping]) -> list[Encoded]:
         learned_cache: dict[str, tuple[float, float]] = {}

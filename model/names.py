@@ -127,6 +127,7 @@ class ParsedName(NamedTuple):
     title_gender: str | None  # the gender a leading title states
     first_name: str | None  # folded, None when absent
     length: int  # characters of the cleaned name; 0 when it is blank
+    has_title: bool = False  # whether it starts with a title, gendered or not
 
 
 NO_NAME = ParsedName(None, None, 0)
@@ -144,7 +145,7 @@ def parse_name(name: str | None) -> ParsedName:
         gender = gender or TITLES[key]
         start += 1
     first_name = fold(words[start]) if start < len(words) else None
-    return ParsedName(gender, first_name, len(text))
+    return ParsedName(gender, first_name, len(text), start > 0)
 
 
 def stated_gender(title: str | None, parsed: ParsedName) -> str | None:

@@ -5,7 +5,7 @@ import operator
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from model.features import FeatureBuilder, to_matrix
+from model.features import Encoded, FeatureBuilder, to_matrix
 
 CLASSES = ("male", "female")  # label 1 is female
 # How sure a gendered title (Mrs, Herr, Sig.ra, ...) makes the answer, whatever the first name: the
@@ -16,6 +16,7 @@ TITLE_PROBABILITY = 0.99
 class Prediction(NamedTuple):
     gender: str
     probability: float  # probability of `gender`
+    bins: tuple[str, ...]  # the user's inputs as drift bins (model.drift), for monitoring
 
 
 class GenderPredictor:
@@ -35,13 +36,18 @@ class GenderPredictor:
         self.estimator = None if self._linear is not None else _single_threaded(estimator)
 
     def predict(self, users: Iterable[Mapping]) -> list[Prediction]:
-        """The likelier gender of every user, with its probability."""
-        female = self.female_probability(users)
-        return [Prediction("female", p) if p >= 0.5 else Prediction("male", 1.0 - p) for p in female]
+        """The likelier gender of every user, with its probability and the user's drift bins."""
+        encoded = self.features.encode(users)
+        return [
+            Prediction("female", p, user.bins) if p >= 0.5 else Prediction("male", 1.0 - p, user.bins)
+            for p, user in zip(self._female(encoded), encoded, strict=True)
+        ]
 
     def female_probability(self, users: Iterable[Mapping]) -> list[float]:
         """The model's probability of female for each user, then what a gendered title states."""
-        encoded = self.features.encode(users)
+        return self._female(self.features.encode(users))
+
+    def _female(self, encoded: list[Encoded]) -> list[float]:
         rows = [user.features for user in encoded]
         if self._linear is not None:
             # The estimator's predict_proba, folded into one dot product per row in plain Python:

@@ -5,11 +5,12 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from model import artifact
+from model import artifact, drift
 from model.data import DataError, Dataset, feature_columns, load_dataset, users_with_travel
 from model.exit_codes import ExitCode
 from model.features import column_records
@@ -17,21 +18,32 @@ from model.features import column_records
 CHUNK_ROWS = 200_000  # bounds the memory of the feature rows
 
 
-def score(dataset: Dataset, loaded: artifact.LoadedModel) -> pd.DataFrame:
-    """One row per user, in input order: code, predicted gender, its probability, model version."""
+class Scored(NamedTuple):
+    predictions: pd.DataFrame  # one row per user, in input order
+    bins: drift.BinCounts  # the users' inputs as drift bins
+
+
+def score(dataset: Dataset, loaded: artifact.LoadedModel) -> Scored:
+    """Code, predicted gender, its probability and the model version of every user, in input order;
+    and the users counted per drift bin."""
     users = users_with_travel(dataset)
-    predictions = []  # decided as the API decides: GenderPredictor.predict
+    genders, probabilities = [], []  # decided as the API decides: GenderPredictor.predict
+    bins = drift.BinCounts()
     for start in range(0, len(users), CHUNK_ROWS):
         chunk = feature_columns(users.iloc[start : start + CHUNK_ROWS])
-        predictions += loaded.predictor.predict(column_records(chunk))
-    return pd.DataFrame(
+        scored = loaded.predictor.predict(column_records(chunk))
+        genders += [p.gender for p in scored]
+        probabilities += [p.probability for p in scored]
+        bins.add(p.bins for p in scored)
+    frame = pd.DataFrame(
         {
             "code": users["code"].to_numpy(),
-            "predicted_gender": [p.gender for p in predictions],
-            "probability": np.round([p.probability for p in predictions], 6),
+            "predicted_gender": genders,
+            "probability": np.round(probabilities, 6),
             "model_version": loaded.version,
         }
     )
+    return Scored(frame, bins)
 
 
 def write_atomically(frame: pd.DataFrame, path: Path) -> None:
@@ -63,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         loaded = artifact.load(args.model_dir)
-        predictions = score(load_dataset(args.input, args.hotels, args.flights), loaded)
+        predictions = score(load_dataset(args.input, args.hotels, args.flights), loaded).predictions
         write_atomically(predictions, args.output)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize
 
-from model import artifact, name_data
+from model import artifact, drift, name_data
 from model.candidates import CANDIDATES, Candidate
 from model.data import DataError, Dataset, feature_columns, load_dataset, users_with_travel
 from model.evaluate import (
@@ -161,6 +161,14 @@ def fingerprint(paths: dict[str, Path | None], dataset: Dataset, n_labelled: int
     }
 
 
+def drift_reference(predictor: GenderPredictor, columns) -> dict:
+    """The training users' inputs as drift bins and the share predicted female: what the API and the
+    batch job compare the users they score with (model.drift)."""
+    predictions = predictor.predict(column_records(columns))
+    female = sum(p.gender == "female" for p in predictions) / len(predictions) if predictions else 0.0
+    return drift.reference(drift.BinCounts().add(p.bins for p in predictions), female)
+
+
 def library_versions() -> dict[str, str]:
     return {"python": platform.python_version()} | {
         name: package_metadata.version(name) for name in LIBRARIES
@@ -202,6 +210,7 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
             for s in (*name_data.PRIOR_SOURCES, name_data.SSA_SOURCE)
         ],
         "features": list(FEATURE_NAMES),
+        "drift_reference": drift_reference(predictor, columns),
         "libraries": library_versions(),
         "mlflow_run_id": None,
     }

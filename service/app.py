@@ -43,6 +43,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     errors.register(app)
 
     # Created in each gunicorn worker (the app is not preloaded), so the watcher thread lives there.
+    metrics.input_counters()  # every drift bin is exported from the start, at 0
     holder = ModelHolder(settings.model_dir, settings.reload_interval_s)
     holder.refresh()
     holder.start_watching()
@@ -78,6 +79,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
         version = model.version
         counts = Counter(p.gender for p in predictions)
         metrics.count_predictions(counts)
+        metrics.count_inputs(p.bins for p in predictions)
         request.environ[MODEL_VERSION_KEY] = version
         request.environ[PREDICTED_KEY] = dict(counts) if batch else predictions[0].gender
         answers = [

@@ -8,7 +8,8 @@ Without that variable (a single process, e.g. a Flask test client) the default r
 
 import functools
 import os
-from collections.abc import Mapping
+from collections import Counter as Tally
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +21,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from model import drift
 
 PREFIX = "gender_api"
 # Sub-millisecond buckets: a single prediction is short CPU-bound work.
@@ -34,6 +37,23 @@ PREDICTIONS = Counter(f"{PREFIX}_predictions", "Predictions served by predicted 
 MODEL_INFO = Gauge(f"{PREFIX}_model_info", "Model version in use", ["version"], multiprocess_mode="livemax")
 MODEL_LOADS = Counter(
     f"{PREFIX}_model_loads", "Model versions loaded or refused (counted once per worker)", ["outcome"]
+)
+# Drift: live counts per input bin beside the serving model's training shares, from which a
+# recording rule computes the population stability index over any window, summed over workers and
+# pods. Only bins (model.drift), never a name.
+INPUTS = Counter(f"{PREFIX}_input", "Users scored, by input feature and bin", ["feature", "bin"])
+# Every worker sets the same shares from the same model.json: the most recent write of a live one
+# is the serving model's.
+INPUT_REFERENCE = Gauge(
+    f"{PREFIX}_input_reference_share",
+    "Share of the serving model's training users in each input bin",
+    ["feature", "bin"],
+    multiprocess_mode="livemostrecent",
+)
+REFERENCE_FEMALE = Gauge(
+    f"{PREFIX}_reference_female_share",
+    "Share of the serving model's training users it predicts female",
+    multiprocess_mode="livemostrecent",
 )
 
 
@@ -59,6 +79,37 @@ def count_predictions(counts: Mapping[str, int]) -> None:
     """Predictions served, by class: {"female": 3, "male": 1}."""
     for gender, count in counts.items():
         _predictions_of(gender).inc(count)
+
+
+@functools.cache
+def input_counters() -> tuple[dict[str, Counter], ...]:
+    """Per feature (in model.drift order), its bins' counters; created together, so that every bin
+    is exported, at 0 until a user falls in it."""
+    return tuple(
+        {value: INPUTS.labels(feature, value) for value in values}
+        for feature, values in drift.FEATURES.items()
+    )
+
+
+def count_inputs(users_bins: Iterable[tuple[str, ...]]) -> None:
+    """The scored users' drift bins, one per feature each."""
+    samples = input_counters()
+    for (feature, value), count in Tally(
+        (feature, value) for bins in users_bins for feature, value in enumerate(bins)
+    ).items():
+        samples[feature][value].inc(count)
+
+
+def set_reference(reference: Mapping | None) -> None:
+    """Export the serving model's drift reference (model.json's drift_reference); a model trained
+    before drift references were recorded exports none."""
+    if reference is None:
+        return
+    for feature, values in drift.FEATURES.items():
+        recorded = reference["features"].get(feature, {})
+        for value in values:
+            INPUT_REFERENCE.labels(feature, value).set(recorded.get(value, 0.0))
+    REFERENCE_FEMALE.set(reference["female_share"])
 
 
 def exposition() -> tuple[bytes, str]:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from model.artifact import ArtifactError, LoadedModel, current_version, load
-from service.metrics import MODEL_INFO, MODEL_LOADS
+from service.metrics import MODEL_INFO, MODEL_LOADS, set_reference
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class ModelHolder:
             if in_use is not None:
                 MODEL_INFO.labels(in_use.version).set(0)
             MODEL_INFO.labels(loaded.version).set(1)
+            set_reference(loaded.metadata.get("drift_reference"))
             MODEL_LOADS.labels("loaded").inc()
             log.info("model loaded", extra={"model_version": loaded.version})
 

@@ -4,7 +4,10 @@ import json
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
+from model import drift
+from model.artifact import load
 from model.contract import FIELD_BY_NAME, FIELD_NAMES, KNOWN_COMPANIES
 from service.settings import ServiceSettings
 from tests.support.metrics import sample_value
@@ -272,6 +275,45 @@ def test_metrics_count_a_batch_by_predicted_class(live_service):
             before, "gender_api_predictions_total", gender=gender
         )
         assert counted == genders.count(gender)
+
+
+def test_metrics_export_every_drift_bin_and_the_models_reference(live_service, sample_model_dir):
+    reference = load(sample_model_dir).metadata["drift_reference"]
+    before = requests.get(f"{live_service}/metrics").text
+    exported = {
+        (sample.labels["feature"], sample.labels["bin"])
+        for family in text_string_to_metric_families(before)
+        for sample in family.samples
+        if sample.name == "gender_api_input_total"
+    }
+    assert exported == {(feature, value) for feature, values in drift.FEATURES.items() for value in values}
+    for feature, shares in reference["features"].items():
+        for value, share in shares.items():
+            exported_share = sample_value(
+                before, "gender_api_input_reference_share", feature=feature, bin=value
+            )
+            assert exported_share == pytest.approx(share)
+    assert sample_value(before, "gender_api_reference_female_share") == pytest.approx(
+        reference["female_share"]
+    )
+
+    user = {"name": "Xqzwv Quetzalcoatl", "age": 19, "company": "Initech", "travel_count": 4}
+    assert post(live_service, {"instances": [user, user]}).status_code == 200
+    after = requests.get(f"{live_service}/metrics").text
+    expected = {
+        "age": "18-24",
+        "company": "other",
+        "first_name": "unknown",
+        "travel_count": "3-5",
+        "title": "none",
+    }
+    for feature, value in expected.items():
+        labels = {"feature": feature, "bin": value}
+        counted = sample_value(after, "gender_api_input_total", **labels) - sample_value(
+            before, "gender_api_input_total", **labels
+        )
+        assert counted == 2, labels
+    assert "xqzwv" not in after.lower() and "quetzal" not in after.lower()
 
 
 def test_openapi_documents_every_endpoint(live_service):
