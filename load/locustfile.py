@@ -10,12 +10,20 @@ Custom arguments (also as environment variables):
                                     requests from; by default a small sample of users and
                                     their trips is generated with `python -m model.sample_data`.
   --thresholds / LOCUST_THRESHOLDS  the thresholds file (default load/thresholds.toml).
+  --traffic / LOCUST_TRAFFIC        what the users look like:
+                                    mixed (default): the users as drawn, half of them without
+                                      their travel aggregates, as clients that do not send them;
+                                    training: the users exactly as drawn, the training
+                                      distribution (no drift alert should fire);
+                                    shifted: every user 18 to 22 years old with a first name no
+                                      statistics list, a drift drill (the drift alerts fire).
 """
 
 import functools
 import json
 import logging
 import random
+import string
 import subprocess
 import sys
 import tempfile
@@ -40,6 +48,8 @@ BATCH_SIZE_RANGE = (10, 100)
 # Share of instances that carry travel aggregates (the rest are name/age/company only).
 TRAVEL_SHARE = 0.5
 AGE_LIMIT = FIELD_BY_NAME["age"].maximum
+TRAFFIC = ("mixed", "training", "shifted")
+SHIFTED_AGES = (18, 22)
 
 log = logging.getLogger("load")
 
@@ -68,6 +78,13 @@ INVALID_REQUESTS = {
 def _add_arguments(parser):
     parser.add_argument(
         "--users-csv", env_var="LOCUST_USERS_CSV", default="", help="users.csv to draw requests from"
+    )
+    parser.add_argument(
+        "--traffic",
+        env_var="LOCUST_TRAFFIC",
+        choices=TRAFFIC,
+        default="mixed",
+        help="the users: mixed, training or shifted (see the module's help)",
     )
     parser.add_argument(
         "--thresholds",
@@ -101,6 +118,18 @@ def sample_profiles() -> list[dict]:
         return read_profiles(*(Path(out) / f"{name}.csv" for name in ("users", "hotels", "flights")))
 
 
+def unlisted_first_name(rng: random.Random) -> str:
+    """A first name no statistics list: consonants only, which no language's names are."""
+    consonants = "".join(sorted(set(string.ascii_lowercase) - set("aeiouy")))
+    return "".join(rng.choice(consonants) for _ in range(7)).capitalize()
+
+
+def shifted(profile: dict, rng: random.Random) -> dict:
+    """The profile as a population the model was not trained on: young, with unknown first names."""
+    surname = profile["name"].split()[-1] if profile.get("name") else "Smith"
+    return profile | {"name": f"{unlisted_first_name(rng)} {surname}", "age": rng.randint(*SHIFTED_AGES)}
+
+
 def json_body(response) -> dict:
     """The response's JSON object, or {} when it is not one (then the checks report what is missing)."""
     try:
@@ -125,9 +154,14 @@ class PredictUser(FastHttpUser):
 
     wait_time = between(0.1, 0.5)
     profiles: ClassVar[list[dict]] = []
+    traffic: ClassVar[str] = "mixed"
 
     def instance(self) -> dict:
         profile = random.choice(self.profiles)
+        if self.traffic == "training":
+            return profile
+        if self.traffic == "shifted":
+            return shifted(profile, random)
         if random.random() < TRAVEL_SHARE:
             return profile
         return {field: value for field, value in profile.items() if field not in TRAVEL_FIELDS}
@@ -211,3 +245,4 @@ def _prepare(environment, **_):
     limits = Thresholds.read(options.thresholds)
     environment.events.quitting.add_listener(functools.partial(enforce_thresholds, limits))
     PredictUser.profiles = read_profiles(Path(options.users_csv)) if options.users_csv else sample_profiles()
+    PredictUser.traffic = options.traffic

@@ -43,7 +43,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     errors.register(app)
 
     # Created in each gunicorn worker (the app is not preloaded), so the watcher thread lives there.
-    metrics.input_counters()  # every drift bin is exported from the start, at 0
+    metrics.initialize()
     holder = ModelHolder(settings.model_dir, settings.reload_interval_s)
     holder.refresh()
     holder.start_watching()

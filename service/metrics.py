@@ -91,6 +91,14 @@ def input_counters() -> tuple[dict[str, Counter], ...]:
     )
 
 
+def initialize() -> None:
+    """Export every drift bin and both model-load outcomes from the start, at 0: a rate or an
+    increase over them then means "none yet", not "no data"."""
+    input_counters()
+    for outcome in ("loaded", "refused"):
+        MODEL_LOADS.labels(outcome)
+
+
 def count_inputs(users_bins: Iterable[tuple[str, ...]]) -> None:
     """The scored users' drift bins, one per feature each."""
     samples = input_counters()
