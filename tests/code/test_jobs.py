@@ -19,6 +19,7 @@ from model import artifact
 from model.exit_codes import ExitCode
 from model.sample_data import write_sample
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.models import job_env, run_job
 
 
 def metadata(accuracy: float) -> dict:
@@ -42,22 +43,6 @@ def test_gate(candidate, champion, promote, reason):
     )
     assert decision.promote is promote
     assert reason in decision.reason
-
-
-def job_env(tmp_path, data_dir, **extra) -> dict:
-    return {
-        "PATH": "/usr/bin:/bin",
-        "GENDER_MODEL_DIR": str(tmp_path / "models"),
-        "GENDER_DATA_DIR": str(data_dir),
-        "GENDER_OUTPUT_DIR": str(tmp_path / "predictions"),
-        **extra,
-    }
-
-
-def run_job(module: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module], env=env, cwd=CHECKOUT_DIR, capture_output=True, text=True
-    )
 
 
 def test_retrain_without_tracking_publishes_and_batch_scores_the_unlabelled(tmp_path, sample_data_dir):

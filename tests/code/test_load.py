@@ -19,29 +19,14 @@ import pytest
 from load.thresholds import RunTotals, Thresholds, breaches
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.service import free_port
+from tests.support.load import run_load, stats_by_name
 
 SMOKE = CHECKOUT_DIR / "load" / "smoke.sh"
-# -o venv: `make test` has made the venv already; a test must not reinstall it.
-MAKE_LOAD = ["make", "--no-print-directory", "-o", "venv", "load"]
-RUN_TIMEOUT_S = 120
 # Limits for the checks of the mechanism, unrelated to the versioned load/thresholds.toml.
 EXAMPLE_LIMITS = Thresholds(max_failure_ratio=0.05, max_p95_ms=100.0, max_p99_ms=300.0, min_rps=20.0)
 IMPOSSIBLE_LIMITS = "max_failure_ratio = 0\nmax_p95_ms = 0\nmax_p99_ms = 0\nmin_rps = 1000000\n"
 INVALID_PREFIX = "invalid: "
 USERS_CSV = "code,company,name,gender,age\n0,Acme Factory,Maria Silva,female,34\n1,4You,John Smith,male,41\n"
-
-
-def run_load(host: str, report_dir: Path, *, users: int, duration: str, **variables: str):
-    arguments = [f"HOST={host}", f"USERS={users}", f"DURATION={duration}", f"LOAD_REPORT_DIR={report_dir}"]
-    arguments += [f"{name}={value}" for name, value in variables.items()]
-    return subprocess.run(
-        [*MAKE_LOAD, *arguments], cwd=CHECKOUT_DIR, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
-    )
-
-
-def stats_by_name(report_dir: Path) -> dict[str, dict[str, str]]:
-    with open(report_dir / "locust_stats.csv", newline="") as handle:
-        return {row["Name"]: row for row in csv.DictReader(handle)}
 
 
 def users_csv(tmp_path: Path) -> str:
