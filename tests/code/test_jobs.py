@@ -11,15 +11,19 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import retrain as retrain_job
 from jobs import tracking
 from jobs.gate import decide
-from model import artifact
+from model import artifact, drift
 from model.exit_codes import ExitCode
 from model.sample_data import write_sample
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.models import job_env, run_job
+from tests.fixtures.service import free_port, publish_copy
+from tests.support.prometheus import running_pushgateway
 
 
 def metadata(accuracy: float) -> dict:
@@ -185,6 +189,75 @@ def test_batch_without_a_model_says_so(tmp_path, sample_data_dir):
     assert done.returncode == ExitCode.NO_MODEL
     assert "no model has been published" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def pushed(gateway, job: str) -> dict[str, float]:
+    """The Pushgateway's samples of one job's group: name -> value (unlabelled ones)."""
+    text = requests.get(f"{gateway.url}/metrics", timeout=10).text
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.labels.get("job") == job
+        and set(sample.labels) <= {"job", "instance"}
+        and sample.name.startswith("gender_job_")  # not the Pushgateway's own push_time_seconds
+    }
+
+
+def test_a_failed_run_pushes_its_failure_and_the_last_success_stays(
+    tmp_path, sample_data_dir, sample_model_dir
+):
+    with running_pushgateway(tmp_path / "gateway") as gateway:
+        env = job_env(tmp_path, sample_data_dir, GENDER_PUSHGATEWAY_URL=gateway.url)
+        assert run_job("jobs.batch_predict", env).returncode == ExitCode.NO_MODEL
+        first = pushed(gateway, "gender-batch-predict")
+        assert set(first) == {"gender_job_last_failure_timestamp_seconds"}
+
+        publish_copy(sample_model_dir, tmp_path / "models")
+        done = run_job("jobs.batch_predict", env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        success = pushed(gateway, "gender-batch-predict")
+        assert success["gender_job_rows"] > 0 and success["gender_job_last_success_timestamp_seconds"] > 0
+
+        (tmp_path / "models" / artifact.CURRENT).unlink()
+        assert run_job("jobs.batch_predict", env).returncode == ExitCode.NO_MODEL
+        after = pushed(gateway, "gender-batch-predict")
+        assert (
+            after["gender_job_last_success_timestamp_seconds"]
+            == success["gender_job_last_success_timestamp_seconds"]
+        )
+        assert (
+            after["gender_job_last_failure_timestamp_seconds"]
+            > first["gender_job_last_failure_timestamp_seconds"]
+        )
+        assert pushed(gateway, "gender-retrain") == {}
+
+
+def test_a_pushgateway_that_does_not_answer_is_a_warning_not_a_failure(
+    tmp_path, sample_data_dir, sample_model_dir
+):
+    publish_copy(sample_model_dir, tmp_path / "models")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    done = run_job("jobs.batch_predict", job_env(tmp_path, sample_data_dir, GENDER_PUSHGATEWAY_URL=nowhere))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"metrics not pushed to {nowhere}" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_the_batch_writes_the_drift_of_its_users_beside_its_predictions(
+    tmp_path, sample_data_dir, sample_model_dir
+):
+    publish_copy(sample_model_dir, tmp_path / "models")
+    done = run_job("jobs.batch_predict", job_env(tmp_path, sample_data_dir))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (drift_file,) = (tmp_path / "predictions").glob("drift-*.json")
+    measured = json.loads(drift_file.read_text())
+    assert set(measured["psi"]) == set(drift.FEATURES)
+    # The unlabelled users come from the same generator as the training users.
+    assert max(measured["psi"].values()) < drift.PSI_ALERT
+    line = next(line for line in done.stdout.splitlines() if '"batch_predict"' in line)
+    summary = json.loads(line[line.index("{") :])
+    assert summary["drift"] == measured["psi"] and summary["drift_file"] == str(drift_file)
 
 
 @pytest.mark.parametrize(

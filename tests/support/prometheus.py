@@ -121,7 +121,13 @@ def running_pushgateway(directory: Path) -> Iterator[Pushgateway]:
     """A Pushgateway (no persistence) logging to `directory`, ready; stopped on exit."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    command = [tool("prometheus-pushgateway"), f"--web.listen-address=127.0.0.1:{port}"]
+    # An empty persistence file keeps the metrics in memory: Debian's default file is shared by
+    # every Pushgateway on the machine, and a test must start from an empty one.
+    command = [
+        tool("prometheus-pushgateway"),
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--persistence.file=",
+    ]
     with _started(Pushgateway, command, port, directory / "pushgateway.log") as gateway:
         yield gateway
 
