@@ -1,22 +1,29 @@
 """The two monitoring routes of manifests/components: the plain Prometheus (components/monitoring)
-loads the one rules file and scrapes the API and the Pushgateway as the rules expect, its
-configuration passes the real `promtool check config`, and the NetworkPolicies let Prometheus
-scrape and the jobs push, nothing more.
+loads the one rules file and scrapes the API and the Pushgateway as the rules expect, and its
+configuration passes the real `promtool check config`; the Prometheus Operator's
+(components/monitoring-operator) carries the same rules as a PrometheusRule generated from that
+file (`make prometheus-rule`), ServiceMonitors that give the same job names, and the dashboards;
+its objects validate against the operator's CRD schemas (tests/support/validate_crds.mjs). In both,
+the NetworkPolicies let Prometheus scrape and the jobs push, nothing more.
 
 promtool is Debian's (package `prometheus`), whose build leaves out Kubernetes service discovery:
 the check runs on a copy whose kubernetes_sd_configs are replaced by static targets, and the
 discovery itself is checked field by field here.
 """
 
+import copy
 import ipaddress
+import json
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
 
-from tests.support.manifests import MANIFESTS, find, pod_templates, rendered_objects, selects
+from tests.fixtures.data import CHECKOUT_DIR
+from tests.support.manifests import MANIFESTS, find, pod_templates, rendered_objects, selects, validate_crds
 
 NAMESPACE = "gender-classifier"
 PLAIN = "manifests/tests/minikube-with-monitoring"
@@ -267,3 +274,109 @@ def test_the_jobs_are_told_where_to_push():
                 },
             }
         ], name
+
+
+# --- The Prometheus Operator route ------------------------------------------------------------------
+
+OPERATOR = "manifests/tests/cloud-with-monitoring-operator"
+OPERATOR_DIR = MANIFESTS / "components" / "monitoring-operator"
+GENERATOR = CHECKOUT_DIR / "scripts" / "prometheus_rule.py"
+GENERATOR_TIMEOUT_S = 60
+RELEASE = {"release": "kube-prometheus-stack"}
+OPERATOR_GROUP = "monitoring.coreos.com/"
+
+
+def test_the_prometheus_rule_is_generated_from_the_current_rules_file(tmp_path):
+    out = tmp_path / "prometheusrule.yaml"
+    generated = subprocess.run(
+        [sys.executable, str(GENERATOR), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=GENERATOR_TIMEOUT_S,
+        check=False,
+    )
+    assert generated.returncode == 0, generated.stderr
+    committed = (OPERATOR_DIR / "prometheusrule.yaml").read_text()
+    assert committed == out.read_text(), "prometheusrule.yaml is out of date: run `make prometheus-rule`"
+    assert committed.startswith(f"# Generated from {RULES.relative_to(CHECKOUT_DIR)}")
+    assert yaml.safe_load(committed)["spec"]["groups"] == yaml.safe_load(RULES.read_text())["groups"]
+
+
+def test_both_routes_carry_the_rules_of_the_one_file():
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    assert groups
+    rule = find(rendered_objects(OPERATOR), "PrometheusRule", "gender-classifier")
+    assert rule["spec"]["groups"] == groups
+    assert rule["metadata"]["labels"].items() >= RELEASE.items()
+    (config,) = [
+        o
+        for o in rendered_objects(PLAIN)
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("gender-prometheus-config-")
+    ]
+    assert yaml.safe_load(config["data"]["rules.yaml"])["groups"] == groups
+
+
+def test_the_operator_objects_validate_against_their_crds():
+    objects = [o for o in rendered_objects(OPERATOR) if o["apiVersion"].startswith(OPERATOR_GROUP)]
+    assert sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects) == [
+        "PrometheusRule/gender-classifier",
+        "ServiceMonitor/gender-api",
+        "ServiceMonitor/gender-pushgateway",
+    ]
+    status, report = validate_crds(objects)
+    assert [entry for entry in report if entry["errors"]] == []
+    assert status == 0
+
+
+def test_the_crd_validation_rejects_broken_operator_objects():
+    objects = {o["kind"]: o for o in rendered_objects(OPERATOR) if o["apiVersion"].startswith(OPERATOR_GROUP)}
+    monitor = copy.deepcopy(objects["ServiceMonitor"])
+    monitor["spec"]["endpoints"][0]["honorLabels"] = "yes"
+    rule = copy.deepcopy(objects["PrometheusRule"])
+    del rule["spec"]["groups"][0]["name"]
+    status, report = validate_crds([monitor, rule])
+    assert status == 1
+    monitor_errors, rule_errors = (entry["errors"] for entry in report)
+    assert any("honorLabels" in error for error in monitor_errors), monitor_errors
+    assert any("name" in error for error in rule_errors), rule_errors
+
+
+def test_the_service_monitors_scrape_the_api_and_the_pushgateway_as_their_jobs():
+    objects = rendered_objects(OPERATOR)
+    for name in SCRAPED:
+        monitor = find(objects, "ServiceMonitor", name)
+        assert monitor["metadata"]["labels"].items() >= RELEASE.items(), name
+        service = find(objects, "Service", name)
+        # No jobLabel: the job label is the Service's name, the job the rules name.
+        assert "jobLabel" not in monitor["spec"], name
+        assert selects(monitor["spec"]["selector"], service["metadata"]["labels"]), name
+        (endpoint,) = monitor["spec"]["endpoints"]
+        (port,) = [p for p in service["spec"]["ports"] if p.get("name") == endpoint["port"]]
+        target = port["targetPort"]
+        pod = find(objects, "Deployment", name)["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert [p["containerPort"] for p in container["ports"] if p["name"] == target] == [SCRAPED[name][1]]
+        assert endpoint.get("honorLabels", False) is (name == "gender-pushgateway"), name
+
+
+def test_the_dashboards_reach_grafanas_sidecar_as_they_are_in_the_repository():
+    objects = rendered_objects(OPERATOR)
+    files = sorted((OPERATOR_DIR / "dashboards").glob("*.json"))
+    assert [f.name for f in files] == ["gender-api.json", "gender-model.json"]
+    for path in files:
+        config_map = find(objects, "ConfigMap", f"gender-dashboard-{path.stem.removeprefix('gender-')}")
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert config_map["data"] == {path.name: path.read_text()}
+        json.loads(path.read_text())
+
+
+def test_the_operators_prometheus_scrapes_from_its_namespace_only():
+    objects = rendered_objects(OPERATOR)
+    pod = pods(objects)
+    operator = {"namespace": "monitoring", "labels": {"app.kubernetes.io/name": "prometheus"}}
+    assert connects(objects, operator, pod["api"], 5000)
+    assert connects(objects, operator, pod["pushgateway"], 9091)
+    assert not connects(objects, ELSEWHERE, pod["pushgateway"], 9091)
+    assert not connects(objects, operator, pod["mlflow"], 5000)
+    assert connects(objects, pod["batch"], pod["pushgateway"], 9091)
+    assert not [o for o in objects if o["metadata"]["name"] == "gender-prometheus"]
