@@ -82,7 +82,8 @@ $(NODE_STAMP):
 	rm -f $(NODE_TOOLS)/.installed-* && touch $@
 
 manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.30 and newest, GitOps objects against their CRDs), run checkov and the structural tests
-	$(BIN)/python -m pytest tests/deploy/test_manifests.py tests/deploy/test_gitops.py tests/deploy/test_cloud.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/deploy/test_manifests.py tests/deploy/test_gitops.py tests/deploy/test_cloud.py \
+		tests/deploy/test_monitoring.py $(PYTEST_ARGS)
 
 prometheus-rule: venv ## Regenerate components/monitoring-operator/prometheusrule.yaml from components/monitoring/prometheus/rules.yaml
 	$(BIN)/python scripts/prometheus_rule.py
