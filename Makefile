@@ -55,16 +55,18 @@ bench-serve: venv ## Benchmark the API against a bare JSON echo (needs Debian's 
 # The validators pin libraries that clash with the app's, so they live in their own venv.
 TOOLS_VENV := .tools/venv
 TOOLS_STAMP := $(TOOLS_VENV)/.installed-kv1.37.0-checkov3.3.30
-# The Argo CD and Flux objects (manifests/gitops) are validated against those projects' API
-# schemas by the generated models of these npm packages (tests/support/validate_crds.mjs).
+# The Argo CD and Flux objects (manifests/gitops) and the Prometheus Operator's (the
+# monitoring-operator component) are validated against those projects' API schemas by the
+# generated models of these npm packages (tests/support/validate_crds.mjs).
 NODE_TOOLS := .tools/node
 ARGO_CD_MODELS := 4.0.0
 FLUX_CD_MODELS := 4.0.0
-NODE_STAMP := $(NODE_TOOLS)/.installed-argo-cd$(ARGO_CD_MODELS)-flux-cd$(FLUX_CD_MODELS)
+PROMETHEUS_OPERATOR_MODELS := 6.0.0
+NODE_STAMP := $(NODE_TOOLS)/.installed-argo-cd$(ARGO_CD_MODELS)-flux-cd$(FLUX_CD_MODELS)-prometheus-operator$(PROMETHEUS_OPERATOR_MODELS)
 
-.PHONY: tools manifests-check
+.PHONY: tools manifests-check prometheus-rule
 
-tools: $(TOOLS_STAMP) $(NODE_STAMP) ## Install the manifest validators: kubernetes-validate, checkov (.tools/venv), Argo CD and Flux models (.tools/node)
+tools: $(TOOLS_STAMP) $(NODE_STAMP) ## Install the manifest validators: kubernetes-validate, checkov (.tools/venv), Argo CD, Flux and Prometheus Operator models (.tools/node)
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install -q --upgrade pip
@@ -75,11 +77,16 @@ $(NODE_STAMP):
 	@command -v npm >/dev/null || { echo "error: npm not found (install Node.js 20 or newer with npm)" >&2; exit 1; }
 	mkdir -p $(NODE_TOOLS)
 	npm install --prefix $(NODE_TOOLS) --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
-		@kubernetes-models/argo-cd@$(ARGO_CD_MODELS) @kubernetes-models/flux-cd@$(FLUX_CD_MODELS)
+		@kubernetes-models/argo-cd@$(ARGO_CD_MODELS) @kubernetes-models/flux-cd@$(FLUX_CD_MODELS) \
+		@kubernetes-models/prometheus-operator@$(PROMETHEUS_OPERATOR_MODELS)
 	rm -f $(NODE_TOOLS)/.installed-* && touch $@
 
 manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.30 and newest, GitOps objects against their CRDs), run checkov and the structural tests
-	$(BIN)/python -m pytest tests/deploy/test_manifests.py tests/deploy/test_gitops.py tests/deploy/test_cloud.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/deploy/test_manifests.py tests/deploy/test_gitops.py tests/deploy/test_cloud.py \
+		tests/deploy/test_monitoring.py $(PYTEST_ARGS)
+
+prometheus-rule: venv ## Regenerate components/monitoring-operator/prometheusrule.yaml from components/monitoring/prometheus/rules.yaml
+	$(BIN)/python scripts/prometheus_rule.py
 
 clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports

@@ -9,8 +9,6 @@ tests/support/validate_crds.mjs; without node or the models these tests fail and
 """
 
 import copy
-import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 
@@ -19,11 +17,16 @@ import yaml
 
 from model.exit_codes import ExitCode
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.support.manifests import KUSTOMIZATIONS, MANIFESTS, find, load_objects, rendered_objects
+from tests.support.manifests import (
+    KUSTOMIZATIONS,
+    MANIFESTS,
+    find,
+    load_objects,
+    rendered_objects,
+    validate_crds,
+)
 
 GITOPS = MANIFESTS / "gitops"
-NODE_MODULES = CHECKOUT_DIR / ".tools" / "node" / "node_modules"
-VALIDATOR = CHECKOUT_DIR / "tests" / "support" / "validate_crds.mjs"
 TOOL_TIMEOUT_S = 60
 NAMESPACE = "gender-classifier"
 # Each environment's GitOps path (manifests/gitops/<environment>) and the overlay it applies.
@@ -81,25 +84,6 @@ def job_problems(objects: list[dict], controllers: set[str]) -> list[str]:
             if annotations.get(FLUX_FORCE) != "enabled":
                 problems.append(f"{where}: Flux cannot apply a changed template without {FLUX_FORCE}")
     return problems
-
-
-def validate_crds(objects: list[dict]) -> tuple[int, list[dict]]:
-    """(exit status, report) of tests/support/validate_crds.mjs for these objects."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not on PATH: install Node.js 20 or newer (npm too), then `make tools`")
-    if not (NODE_MODULES / "@kubernetes-models").is_dir():
-        pytest.fail(f"{NODE_MODULES} has no @kubernetes-models: run `make tools`")
-    result = subprocess.run(
-        [node, str(VALIDATOR), str(NODE_MODULES)],
-        input=json.dumps(objects),
-        capture_output=True,
-        text=True,
-        timeout=TOOL_TIMEOUT_S,
-        check=False,
-    )
-    assert result.returncode in (0, 1), result.stderr
-    return result.returncode, json.loads(result.stdout)
 
 
 def job_specs(objects: list[dict]) -> Iterator[tuple[str, dict]]:

@@ -2,6 +2,7 @@
 
 MLflow up -> retrain -> service ready -> prediction -> a retrain on degraded data is refused by
 the gate -> batch_predict writes its file -> the registry's champion is the served version.
+Prometheus (Debian's) scrapes the API and the Pushgateway and loads the one rules file.
 """
 
 import contextlib
@@ -16,6 +17,7 @@ from pathlib import Path
 import mlflow
 import pytest
 import requests
+import yaml
 from mlflow import MlflowClient
 
 from jobs import tracking
@@ -27,6 +29,10 @@ from tests.support.users import FULL_USER, ORIGINAL_EXAMPLE
 pytestmark = pytest.mark.slow
 STACK_TIMEOUT_S = 420
 SERVE_START_S = 120
+# A short scrape interval, so that the first scrapes land within the test.
+PROMETHEUS_INTERVAL = "1s"
+SCRAPE_WAIT_S = 30
+RULES = CHECKOUT_DIR / "manifests" / "components" / "monitoring" / "prometheus" / "rules.yaml"
 
 
 def degrade(source, target):
@@ -53,6 +59,9 @@ def stack(tmp_path):
         "STACK_DIR": str(tmp_path / "var"),
         "API_PORT": str(free_port()),
         "MLFLOW_PORT": str(free_port()),
+        "PROMETHEUS_PORT": str(free_port()),
+        "PUSHGATEWAY_PORT": str(free_port()),
+        "PROMETHEUS_INTERVAL": PROMETHEUS_INTERVAL,
     }
     env.pop("MLFLOW_TRACKING_URI", None)
 
@@ -82,6 +91,10 @@ def test_local_stack_end_to_end(stack, tmp_path):
     assert started.returncode == 0, started.stdout + started.stderr
     assert '"decision": "promoted"' in started.stdout
     assert f"curl -s -X POST {api}/predict_gender" in started.stdout
+    prometheus = f"http://127.0.0.1:{env['PROMETHEUS_PORT']}"
+    assert prometheus in started.stdout
+    assert f"http://127.0.0.1:{env['PUSHGATEWAY_PORT']}" in started.stdout
+    assert_prometheus_scrapes_the_stack(prometheus)
 
     answer = requests.post(
         f"{api}/predict_gender",
@@ -135,6 +148,28 @@ def test_local_stack_end_to_end(stack, tmp_path):
             answer = requests.post(invocations, json={"inputs": [refused]}, timeout=30)
             assert answer.status_code == 400, (refused, answer.text)
             assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def assert_prometheus_scrapes_the_stack(prometheus: str) -> None:
+    """Both targets up as the jobs the rules name, and the rules file's groups loaded."""
+
+    def up(job: str) -> list:
+        answer = requests.get(
+            f"{prometheus}/api/v1/query", params={"query": f'up{{job="{job}"}}'}, timeout=10
+        )
+        answer.raise_for_status()
+        return [sample["value"][1] for sample in answer.json()["data"]["result"]]
+
+    for job in ("gender-api", "gender-pushgateway"):
+        wait_until(
+            lambda job=job: up(job) == ["1"],
+            SCRAPE_WAIT_S,
+            0.5,
+            lambda job=job: f"up{{job={job}}}: {up(job)}",
+        )
+    rules = requests.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    expected = yaml.safe_load(RULES.read_text())["groups"]
+    assert sorted(group["name"] for group in rules) == sorted(group["name"] for group in expected)
 
 
 @contextlib.contextmanager

@@ -33,6 +33,12 @@ from tests.support.manifests import (
 NAMESPACE = "gender-classifier"
 UID = 10001
 IMAGES = {"gender-api", "gender-jobs", "gender-mlflow"}
+# Third-party images of the monitoring components, each pinned by digest.
+MONITORING_IMAGES = {"prometheus", "pushgateway"}
+# The only pod that runs with API rights: Prometheus' discovery of the pods it scrapes.
+DISCOVERY_ACCOUNT = "gender-prometheus"
+PLAIN_MONITORING = "manifests/tests/minikube-with-monitoring"
+DISCOVERY_RULES = [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
 STABLE_SELECTOR_KEYS = {f"app.kubernetes.io/{key}" for key in ("name", "component", "part-of")}
 REQUIRED_LABELS = {
     f"app.kubernetes.io/{key}" for key in ("name", "component", "part-of", "version", "managed-by")
@@ -52,6 +58,7 @@ BAD_POD = {
     "metadata": {"name": "bad", "namespace": NAMESPACE},
     "spec": {"containers": [{"name": "c", "image": "x:latest", "securityContext": {"privileged": True}}]},
 }
+PINNED = re.compile(r"@sha256:[0-9a-f]{64}$")
 UNKNOWN_FIELD = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "colour": "red"}
 
 
@@ -153,6 +160,7 @@ def test_names_namespace_and_labels(rendered, kustomization):
 @pytest.mark.parametrize("kustomization", DEPLOYABLE)
 def test_every_pod_meets_the_restricted_profile(rendered, kustomization):
     bound = {s["name"] for o in rendered[kustomization] if o["kind"] == "RoleBinding" for s in o["subjects"]}
+    bound.discard(DISCOVERY_ACCOUNT)  # read-only discovery (test_prometheus_may_only_read_pods)
     for owner, template in pod_templates(rendered[kustomization]):
         spec = template["spec"]
         assert set(template["metadata"]["labels"]) >= REQUIRED_LABELS, owner
@@ -172,7 +180,8 @@ def test_every_pod_meets_the_restricted_profile(rendered, kustomization):
             assert not security.get("privileged"), where
             assert container["command"], f"{where}: the command must be explicit"
             assert image_tag(container["image"]) not in ("", "latest"), where
-            assert container["image"].rsplit("/", 1)[-1].split(":")[0] in IMAGES, where
+            name = container["image"].rsplit("/", 1)[-1].split(":")[0]
+            assert name in IMAGES or (name in MONITORING_IMAGES and PINNED.search(container["image"])), where
             for kind in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(container["resources"][kind]), where
             mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
@@ -242,6 +251,18 @@ def test_the_cluster_cli_role_is_bound_to_its_service_account_only(rendered):
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
     ]
+
+
+def test_prometheus_may_only_read_pods(rendered):
+    objects = rendered[PLAIN_MONITORING]
+    account = {"kind": "ServiceAccount", "name": DISCOVERY_ACCOUNT, "namespace": NAMESPACE}
+    (binding,) = [o for o in objects if o["kind"] == "RoleBinding" and account in o["subjects"]]
+    assert binding["subjects"] == [account]
+    assert binding["roleRef"]["kind"] == "Role"
+    assert find(objects, "Role", binding["roleRef"]["name"])["rules"] == DISCOVERY_RULES
+    assert find(objects, "ServiceAccount", DISCOVERY_ACCOUNT)["automountServiceAccountToken"] is False
+    users = [o for o, t in pod_templates(objects) if t["spec"].get("serviceAccountName") == DISCOVERY_ACCOUNT]
+    assert users == ["Deployment/gender-prometheus"]
 
 
 def test_jobs_are_bounded_and_never_overlap(rendered):

@@ -5,6 +5,7 @@ with the application's, so they never enter .venv.
 """
 
 import functools
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -18,6 +19,10 @@ MANIFESTS = CHECKOUT_DIR / "manifests"
 TOOLS_BIN = CHECKOUT_DIR / ".tools" / "venv" / "bin"
 RENDER_TIMEOUT_S = 60
 TOOL_TIMEOUT_S = 300
+# The generated models of the Argo CD, Flux and Prometheus Operator API types (`make tools`), run
+# by validate_crds.mjs.
+NODE_MODULES = CHECKOUT_DIR / ".tools" / "node" / "node_modules"
+VALIDATOR = CHECKOUT_DIR / "tests" / "support" / "validate_crds.mjs"
 
 # Every kustomization a user, CI or a GitOps controller applies: the root, the base, each overlay,
 # each combination, each GitOps path.
@@ -133,3 +138,22 @@ def image_tag(image: str) -> str:
     """The tag of an image reference ('' when there is none); a registry port is not a tag."""
     last = image.rsplit("/", 1)[-1]
     return last.split(":", 1)[1] if ":" in last else ""
+
+
+def validate_crds(objects: list[dict]) -> tuple[int, list[dict]]:
+    """(exit status, report) of tests/support/validate_crds.mjs for these objects."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: install Node.js 20 or newer (npm too), then `make tools`")
+    if not (NODE_MODULES / "@kubernetes-models").is_dir():
+        pytest.fail(f"{NODE_MODULES} has no @kubernetes-models: run `make tools`")
+    result = subprocess.run(
+        [node, str(VALIDATOR), str(NODE_MODULES)],
+        input=json.dumps(objects),
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout)

@@ -1,6 +1,7 @@
-// Validates Argo CD and Flux objects against the JSON schemas of their projects' API types,
-// offline, with the generated models of @kubernetes-models/argo-cd and @kubernetes-models/flux-cd
-// (`make tools` installs them into .tools/node). The schemas check types, required fields and
+// Validates Argo CD, Flux and Prometheus Operator objects against the JSON schemas of their
+// projects' API types, offline, with the generated models of @kubernetes-models/argo-cd,
+// @kubernetes-models/flux-cd and @kubernetes-models/prometheus-operator (`make tools` installs them
+// into .tools/node). The schemas check types, required fields and
 // enumerations; like the models, they let unknown field names through.
 //
 //   node tests/support/validate_crds.mjs MODULES_DIR < objects.json
@@ -18,6 +19,7 @@ const PACKAGES = {
   "argoproj.io": "@kubernetes-models/argo-cd",
   "source.toolkit.fluxcd.io": "@kubernetes-models/flux-cd",
   "kustomize.toolkit.fluxcd.io": "@kubernetes-models/flux-cd",
+  "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
 };
 
 function usage(message) {
