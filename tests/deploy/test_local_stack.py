@@ -130,6 +130,23 @@ def test_local_stack_end_to_end(stack, tmp_path):
     batch_runs = client.search_runs([client.get_experiment_by_name(tracking.BATCH_EXPERIMENT).experiment_id])
     assert batch_runs[0].data.metrics["rows"] == len(predictions)
 
+    # Both jobs pushed their metrics, and Prometheus scraped them from the Pushgateway.
+    pushed = {
+        ("gender-retrain", "gender_job_gate_promoted"): 0.0,  # the last retrain, refused
+        ("gender-retrain", "gender_job_gate_refusals_in_a_row"): 1.0,
+        ("gender-batch-predict", "gender_job_rows"): float(len(predictions)),
+    }
+    for (job, metric), value in pushed.items():
+        expr = f'{metric}{{job="{job}"}}'
+        wait_until(
+            lambda expr=expr, value=value: query(prometheus, expr) == [value],
+            SCRAPE_WAIT_S,
+            0.5,
+            lambda expr=expr: f"{expr}: {query(prometheus, expr)}",
+        )
+    for job in ("gender-retrain", "gender-batch-predict"):
+        assert query(prometheus, f'gender_job_last_success_timestamp_seconds{{job="{job}"}}'), job
+
     # The registered champion under MLflow's own tools answers as the API does, and refuses as it does.
     champion_uri = f"models:/{tracking.REGISTERED_MODEL}@{tracking.CHAMPION_ALIAS}"
     users = [ORIGINAL_EXAMPLE, FULL_USER]
@@ -150,19 +167,22 @@ def test_local_stack_end_to_end(stack, tmp_path):
             assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
 
 
+def query(prometheus: str, expr: str) -> list[float]:
+    """The values of an instant query's series."""
+    answer = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10)
+    answer.raise_for_status()
+    return [float(sample["value"][1]) for sample in answer.json()["data"]["result"]]
+
+
 def assert_prometheus_scrapes_the_stack(prometheus: str) -> None:
     """Both targets up as the jobs the rules name, and the rules file's groups loaded."""
 
     def up(job: str) -> list:
-        answer = requests.get(
-            f"{prometheus}/api/v1/query", params={"query": f'up{{job="{job}"}}'}, timeout=10
-        )
-        answer.raise_for_status()
-        return [sample["value"][1] for sample in answer.json()["data"]["result"]]
+        return query(prometheus, f'up{{job="{job}"}}')
 
     for job in ("gender-api", "gender-pushgateway"):
         wait_until(
-            lambda job=job: up(job) == ["1"],
+            lambda job=job: up(job) == [1.0],
             SCRAPE_WAIT_S,
             0.5,
             lambda job=job: f"up{{job={job}}}: {up(job)}",
