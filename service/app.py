@@ -44,6 +44,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
 
     # Created in each gunicorn worker (the app is not preloaded), so the watcher thread lives there.
     metrics.initialize()
+    metrics.scored.start_flushing()
     holder = ModelHolder(settings.model_dir, settings.reload_interval_s)
     holder.refresh()
     holder.start_watching()
@@ -77,11 +78,11 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
         batch = "instances" in body
         predictions = model.predictor.predict(body["instances"] if batch else [body])
         version = model.version
-        counts = Counter(p.gender for p in predictions)
-        metrics.count_predictions(counts)
-        metrics.count_inputs(p.bins for p in predictions)
+        metrics.scored.add(predictions)
         request.environ[MODEL_VERSION_KEY] = version
-        request.environ[PREDICTED_KEY] = dict(counts) if batch else predictions[0].gender
+        request.environ[PREDICTED_KEY] = (
+            dict(Counter(p.gender for p in predictions)) if batch else predictions[0].gender
+        )
         answers = [
             {"gender": p.gender, "probability": p.probability, "model_version": version} for p in predictions
         ]

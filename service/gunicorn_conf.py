@@ -76,6 +76,14 @@ def post_worker_init(worker) -> None:
     signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn sets it: do not interrupt active requests
 
 
+def worker_exit(server, worker) -> None:
+    """Count the users this worker scored since its last flush before it goes (the counters of a
+    dead worker stay in the sums)."""
+    from service import metrics  # the app imported it in this worker already
+
+    metrics.scored.flush()
+
+
 def child_exit(server, worker) -> None:
     # Imported here, not at the top: gunicorn runs this module before on_starting sets the variable,
     # prometheus_client picks its multiprocess mode when first imported, and every worker forked

@@ -8,6 +8,8 @@ Without that variable (a single process, e.g. a Flask test client) the default r
 
 import functools
 import os
+import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
 
@@ -23,8 +25,11 @@ from prometheus_client import (
 )
 
 from model import drift
+from model.pipeline import Prediction
 
 PREFIX = "gender_api"
+# How often each worker adds the users it scored (classes, drift bins) to the shared counters.
+SCORED_FLUSH_INTERVAL_S = 1.0
 # Sub-millisecond buckets: a single prediction is short CPU-bound work.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -64,21 +69,10 @@ def _request_samples(endpoint: str, status: int) -> tuple:
     return REQUESTS.labels(endpoint, str(status)), LATENCY.labels(endpoint)
 
 
-@functools.cache
-def _predictions_of(gender: str) -> Counter:
-    return PREDICTIONS.labels(gender)
-
-
 def observe(endpoint: str, status: int, seconds: float) -> None:
     count, latency = _request_samples(endpoint, status)
     count.inc()
     latency.observe(seconds)
-
-
-def count_predictions(counts: Mapping[str, int]) -> None:
-    """Predictions served, by class: {"female": 3, "male": 1}."""
-    for gender, count in counts.items():
-        _predictions_of(gender).inc(count)
 
 
 @functools.cache
@@ -99,13 +93,52 @@ def initialize() -> None:
         MODEL_LOADS.labels(outcome)
 
 
-def count_inputs(users_bins: Iterable[tuple[str, ...]]) -> None:
-    """The scored users' drift bins, one per feature each."""
-    samples = input_counters()
-    for (feature, value), count in Tally(
-        (feature, value) for bins in users_bins for feature, value in enumerate(bins)
-    ).items():
-        samples[feature][value].inc(count)
+class ScoredTally:
+    """The users a worker scores, by predicted class and drift bins, tallied in its memory and
+    added to the shared counters by flush(). A request then adds one entry for each user instead
+    of writing a counter for its class and one per feature: the memory-mapped counters cost far
+    more per write than the dictionary does, and flush() writes each class and bin once whatever
+    the traffic."""
+
+    def __init__(self) -> None:
+        self._pending: Tally = Tally()  # (gender, bins) -> users
+        self._lock = threading.Lock()  # the request thread adds while the flusher takes
+
+    def add(self, predictions: Iterable[Prediction]) -> None:
+        with self._lock:
+            self._pending.update((p.gender, p.bins) for p in predictions)
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, Tally()
+        genders: Tally = Tally()
+        bins: Tally = Tally()
+        for (gender, values), count in pending.items():
+            genders[gender] += count
+            for feature, value in enumerate(values):
+                bins[feature, value] += count
+        for gender, count in genders.items():
+            PREDICTIONS.labels(gender).inc(count)
+        samples = input_counters()
+        for (feature, value), count in bins.items():
+            samples[feature][value].inc(count)
+
+    def start_flushing(self, interval_s: float = SCORED_FLUSH_INTERVAL_S) -> threading.Thread:
+        """Flush every `interval_s` seconds in a daemon thread of this (worker) process."""
+
+        def flush_forever() -> None:
+            while True:
+                time.sleep(interval_s)
+                self.flush()
+
+        thread = threading.Thread(target=flush_forever, name="scored-tally", daemon=True)
+        thread.start()
+        return thread
+
+
+# This worker's tally: requests add to it, /metrics, the flusher thread and the worker's exit
+# flush it.
+scored = ScoredTally()
 
 
 def set_reference(reference: Mapping | None) -> None:
@@ -121,6 +154,7 @@ def set_reference(reference: Mapping | None) -> None:
 
 
 def exposition() -> tuple[bytes, str]:
+    scored.flush()  # this worker's latest; the others' are at most a flush interval old
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -1,6 +1,8 @@
 """The API over real HTTP: every endpoint, and a table of bad inputs, against a real gunicorn."""
 
 import json
+import time
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -9,8 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from model import drift
 from model.artifact import load
 from model.contract import FIELD_BY_NAME, FIELD_NAMES, KNOWN_COMPANIES
+from service.metrics import SCORED_FLUSH_INTERVAL_S
 from service.settings import ServiceSettings
 from tests.support.metrics import sample_value
+from tests.support.polling import wait_until
 from tests.support.users import FULL_USER, ORIGINAL_EXAMPLE
 
 pytestmark = pytest.mark.slow
@@ -23,6 +27,28 @@ def post(url: str, body, headers: dict | None = None) -> requests.Response:
     return requests.post(
         f"{url}/predict_gender", data=data, headers={"Content-Type": "application/json", **(headers or {})}
     )
+
+
+def metrics_once(url: str, counted: Callable[[str], bool]) -> str:
+    """/metrics once `counted(exposition)` holds. Each worker adds the users it scored to the shared
+    counters every flush interval and before answering /metrics; a request may have gone to the
+    other worker."""
+
+    def exposition() -> str:
+        return requests.get(f"{url}/metrics").text
+
+    return wait_until(
+        lambda: counted(text := exposition()) and text,
+        5 * SCORED_FLUSH_INTERVAL_S,
+        0.2,
+        lambda: f"never counted; /metrics now:\n{exposition()}",
+    )
+
+
+def settled_metrics(url: str) -> str:
+    """/metrics once the users scored by earlier requests are all counted."""
+    time.sleep(2 * SCORED_FLUSH_INTERVAL_S)
+    return requests.get(f"{url}/metrics").text
 
 
 def assert_prediction(item: dict, version: str) -> None:
@@ -251,10 +277,13 @@ def test_metrics_count_requests_of_every_worker(live_service, version):
     rejected = {"endpoint": "/predict_gender", "status": "422"}
     assert sample_value(after, total, **rejected) - sample_value(before, total, **rejected) == 1
     predictions = "gender_api_predictions_total"
-    assert (
-        sample_value(after, predictions, gender=genders[0])
-        - sample_value(before, predictions, gender=genders[0])
-        == sent
+    metrics_once(
+        live_service,
+        lambda text: (
+            sample_value(text, predictions, gender=genders[0])
+            - sample_value(before, predictions, gender=genders[0])
+            == sent
+        ),
     )
     assert (
         sample_value(after, "gender_api_request_duration_seconds_count", endpoint="/predict_gender") >= sent
@@ -265,21 +294,26 @@ def test_metrics_count_requests_of_every_worker(live_service, version):
 
 def test_metrics_count_a_batch_by_predicted_class(live_service):
     names = ["Mary Jones", "John Smith", "Mary Jones", "Robert Brown", "Linda Green"]
-    before = requests.get(f"{live_service}/metrics").text
+    before = settled_metrics(live_service)
     answer = post(live_service, {"instances": [{"name": name} for name in names]})
-    after = requests.get(f"{live_service}/metrics").text
     genders = [item["gender"] for item in answer.json()["predictions"]]
     assert set(genders) == {"female", "male"}
-    for gender in ("female", "male"):
-        counted = sample_value(after, "gender_api_predictions_total", gender=gender) - sample_value(
-            before, "gender_api_predictions_total", gender=gender
-        )
-        assert counted == genders.count(gender)
+
+    def counted(text: str) -> dict[str, float]:
+        return {
+            gender: sample_value(text, "gender_api_predictions_total", gender=gender)
+            - sample_value(before, "gender_api_predictions_total", gender=gender)
+            for gender in ("female", "male")
+        }
+
+    metrics_once(
+        live_service, lambda text: counted(text) == {g: genders.count(g) for g in ("female", "male")}
+    )
 
 
 def test_metrics_export_every_drift_bin_and_the_models_reference(live_service, sample_model_dir):
     reference = load(sample_model_dir).metadata["drift_reference"]
-    before = requests.get(f"{live_service}/metrics").text
+    before = settled_metrics(live_service)
     exported = {
         (sample.labels["feature"], sample.labels["bin"])
         for family in text_string_to_metric_families(before)
@@ -299,7 +333,6 @@ def test_metrics_export_every_drift_bin_and_the_models_reference(live_service, s
 
     user = {"name": "Xqzwv Quetzalcoatl", "age": 19, "company": "Initech", "travel_count": 4}
     assert post(live_service, {"instances": [user, user]}).status_code == 200
-    after = requests.get(f"{live_service}/metrics").text
     expected = {
         "age": "18-24",
         "company": "other",
@@ -307,12 +340,15 @@ def test_metrics_export_every_drift_bin_and_the_models_reference(live_service, s
         "travel_count": "3-5",
         "title": "none",
     }
-    for feature, value in expected.items():
-        labels = {"feature": feature, "bin": value}
-        counted = sample_value(after, "gender_api_input_total", **labels) - sample_value(
-            before, "gender_api_input_total", **labels
-        )
-        assert counted == 2, labels
+
+    def counted(exposition: str) -> dict[str, float]:
+        return {
+            feature: sample_value(exposition, "gender_api_input_total", feature=feature, bin=value)
+            - sample_value(before, "gender_api_input_total", feature=feature, bin=value)
+            for feature, value in expected.items()
+        }
+
+    after = metrics_once(live_service, lambda text: counted(text) == dict.fromkeys(expected, 2))
     assert "xqzwv" not in after.lower() and "quetzal" not in after.lower()
 
 
