@@ -21,6 +21,7 @@ import yaml
 from mlflow import MlflowClient
 
 from jobs import tracking
+from model import drift
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.service import free_port
 from tests.support.polling import wait_until
@@ -129,6 +130,7 @@ def test_local_stack_end_to_end(stack, tmp_path):
     assert runs[0].data.metrics["gate_promoted"] == 0.0
     batch_runs = client.search_runs([client.get_experiment_by_name(tracking.BATCH_EXPERIMENT).experiment_id])
     assert batch_runs[0].data.metrics["rows"] == len(predictions)
+    assert {f"psi.{feature}" for feature in drift.FEATURES} <= set(batch_runs[0].data.metrics)
 
     # Both jobs pushed their metrics, and Prometheus scraped them from the Pushgateway.
     pushed = {
