@@ -89,7 +89,7 @@ class BinCounts:
         rows = list(users_bins)
         self.users += len(rows)
         # Column by column: Counter counts a whole column in one call.
-        for counter, column in zip(self.counts, zip(*rows), strict=False):
+        for counter, column in zip(self.counts, zip(*rows, strict=True), strict=False):
             counter.update(column)
         return self
 
