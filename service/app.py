@@ -20,6 +20,7 @@ from service.schema import request_adapter
 from service.settings import ServiceSettings
 
 INDEX_PAGE = Path(__file__).with_name("static") / "index.html"
+MAX_ECHOED_ENCODING = 32  # characters of a refused Content-Encoding quoted back in the error
 
 
 def _rejection(exc: ValidationError, max_instances: int) -> ApiError:
@@ -70,6 +71,15 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     def predict_gender() -> Response:
         if request.mimetype != JSON:
             raise ApiError(415, "unsupported_media_type", "Send the body as Content-Type: application/json.")
+        # The body is read as it comes: a compressed one would be parsed as garbage JSON.
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise ApiError(
+                415,
+                "unsupported_content_encoding",
+                f"Content-Encoding {encoding[:MAX_ECHOED_ENCODING]!r} is not decoded; "
+                "send the body uncompressed.",
+            )
         model = model_or_503()
         try:
             body = adapter.validate_json(request.get_data(cache=False))

@@ -46,7 +46,9 @@ def openapi_document(request: TypeAdapter) -> dict[str, Any]:
             ),
             "400": failure("The body is not valid JSON"),
             "413": failure("The body is too large, or carries too many instances"),
-            "415": failure("The Content-Type is not application/json"),
+            "415": failure(
+                "The Content-Type is not application/json, or the body is compressed (Content-Encoding)"
+            ),
             "422": failure("The body does not match the schema; details name each field"),
             "503": not_loaded,
         },

@@ -1,5 +1,6 @@
 """The API over real HTTP: every endpoint, and a table of bad inputs, against a real gunicorn."""
 
+import gzip
 import json
 import time
 from collections.abc import Callable
@@ -121,6 +122,14 @@ BAD_INPUT = [
         None,
     ),
     (
+        "gzip body",
+        gzip.compress(json.dumps(ORIGINAL_EXAMPLE).encode()),
+        {"Content-Encoding": "gzip"},
+        415,
+        "unsupported_content_encoding",
+        None,
+    ),
+    (
         "form encoded",
         "age=30",
         {"Content-Type": "application/x-www-form-urlencoded"},
@@ -214,6 +223,31 @@ def test_bad_input_gets_a_clear_error(live_service, body, headers, status, code,
         assert error["details"], "a schema violation names the offending field"
         assert error["details"][0]["loc"] == field
         assert {"loc", "type", "message"} == set(error["details"][0])
+
+
+@pytest.mark.parametrize(
+    ("headers", "path"),
+    [
+        ({"X-Padding": "a" * 16384}, "/predict_gender"),  # one field over gunicorn's 8190 bytes
+        ({f"X-Header-{i}": "1" for i in range(150)}, "/predict_gender"),  # over its 100 fields
+        ({}, "/predict_gender?" + "a" * 8000),  # a request line over its 4094 bytes
+    ],
+    ids=["a huge header", "too many headers", "a huge request line"],
+)
+def test_oversized_request_headers_are_refused_at_once_and_hold_no_worker(live_service, headers, path):
+    started = time.monotonic()
+    response = requests.post(f"{live_service}{path}", json=ORIGINAL_EXAMPLE, headers=headers, timeout=10)
+    assert response.status_code in (400, 431), response.text
+    # Fresh connections reach every worker: none is left waiting on the refused request.
+    for _ in range(2 * DEFAULTS.workers):
+        assert requests.get(f"{live_service}/healthz", timeout=2).status_code == 200
+    assert time.monotonic() - started < 5
+
+
+def test_an_identity_content_encoding_is_accepted(live_service, version):
+    response = post(live_service, ORIGINAL_EXAMPLE, {"Content-Encoding": "identity"})
+    assert response.status_code == 200
+    assert_prediction(response.json(), version)
 
 
 def test_a_control_character_is_named_in_the_error(live_service):
