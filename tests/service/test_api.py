@@ -299,7 +299,7 @@ def test_request_id_is_echoed_or_generated(live_service):
 
 
 def test_metrics_count_requests_of_every_worker(live_service, version):
-    before = requests.get(f"{live_service}/metrics").text
+    before = settled_metrics(live_service)
     # Fresh connections spread over both workers; the exposition must sum them all.
     sent = 40
     genders = [post(live_service, {"name": "Mary Jones"}).json()["gender"] for _ in range(sent)]
