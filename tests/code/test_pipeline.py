@@ -43,14 +43,19 @@ def fitted(estimator) -> tuple[GenderPredictor, np.ndarray]:
     return GenderPredictor(builder, estimator, "candidate"), expected
 
 
-@pytest.mark.parametrize(
-    "estimator",
-    [
-        Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(C=100.0))]),
-        RandomForestClassifier(n_estimators=20, random_state=0),
-    ],
-    ids=["logistic regression, kept as weights", "random forest"],
-)
+def each_estimator():
+    """Parametrize over both kinds of estimator the predictor handles, fresh instances each time."""
+    return pytest.mark.parametrize(
+        "estimator",
+        [
+            Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(C=100.0))]),
+            RandomForestClassifier(n_estimators=20, random_state=0),
+        ],
+        ids=["logistic regression, kept as weights", "random forest"],
+    )
+
+
+@each_estimator()
 def test_predictor_scores_what_the_estimator_scores(estimator):
     predictor, expected = fitted(estimator)
     female = predictor.female_probability(REQUESTS)
@@ -96,14 +101,7 @@ def test_the_predictor_applies_titles_after_the_model():
     assert mr_mary.gender == "male" and mr_mary.probability >= TITLE_PROBABILITY
 
 
-@pytest.mark.parametrize(
-    "estimator",
-    [
-        Pipeline([("scale", StandardScaler()), ("classify", LogisticRegression(C=100.0))]),
-        RandomForestClassifier(n_estimators=20, random_state=0),
-    ],
-    ids=["logistic regression, kept as weights", "random forest"],
-)
+@each_estimator()
 def test_a_temperature_scales_the_log_odds_and_keeps_every_gender(estimator):
     plain, _ = fitted(estimator)
     tempered = GenderPredictor(plain.features, estimator, "candidate", temperature=2.0)
