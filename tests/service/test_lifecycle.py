@@ -247,7 +247,9 @@ def test_without_trusted_keys_it_stays_unready_saying_so_and_serves_once_they_ap
         model_dir=model_dir, trusted_keys_dir=trusted_dir, reload_interval_s=FAST_RELOAD_S, workers=WORKERS
     )
     answer = requests.get(f"{server.url}/readyz")
-    assert answer.status_code == 503 and f"no trusted keys in {trusted_dir}" in answer.json()["error"]["message"]
+    assert (
+        answer.status_code == 503 and f"no trusted keys in {trusted_dir}" in answer.json()["error"]["message"]
+    )
     assert f"no trusted keys in {trusted_dir}" in server.log()
 
     shutil.copytree(os.environ["GENDER_TRUSTED_KEYS_DIR"], trusted_dir)
