@@ -30,7 +30,8 @@ from model.settings import SettingsError
 SIGNATURE_FILE = "model.sig"
 MANIFEST_HEADER = b"gender-classifier model v1\n"
 KEY_ID_HEX = 16
-MAX_KEY_BYTES = 4096  # a PEM Ed25519 key is about a hundred bytes; anything far larger is not one
+# A PEM Ed25519 key and a model.sig are about a hundred bytes each; anything far larger is not one.
+MAX_KEY_BYTES = 4096
 KEYS_LOCK = ".keys.lock"
 # The Kubernetes Secret that holds the trainer's key, and the key's name in it (names, not secrets).
 SIGNING_KEY_SECRET = "gender-model-signing-key"  # noqa: S105
@@ -81,7 +82,7 @@ def verify(version_dir: Path, trusted: TrustedKeys, model_sha256: str, metadata_
     """Check model.sig of `version_dir` against the trusted keys; returns the signing key's id."""
     path = Path(version_dir) / SIGNATURE_FILE
     try:
-        document = json.loads(path.read_bytes()[:MAX_KEY_BYTES])
+        document = json.loads(_read_small(path))
         signer, signature = document["key_id"], base64.b64decode(document["signature"], validate=True)
     except FileNotFoundError:
         raise BadSignature(
@@ -103,13 +104,14 @@ def verify(version_dir: Path, trusted: TrustedKeys, model_sha256: str, metadata_
         public_key.verify(signature, manifest(model_sha256, metadata_bytes))
     except InvalidSignature:
         raise BadSignature(
-            f"{version_dir}: bad signature by key {signer} (model.pkl or model.json was changed "
-            "after signing); refusing to unpickle it: retrain to publish a new version"
+            f"{version_dir}: bad signature by key {signer} (model.json was changed after signing, "
+            "or model.sig is another version's); refusing to unpickle it: retrain to publish a new "
+            "version"
         ) from None
     return signer
 
 
-def _read_pem(path: Path) -> bytes:
+def _read_small(path: Path) -> bytes:
     with open(path, "rb") as file:
         return file.read(MAX_KEY_BYTES + 1)
 
@@ -122,7 +124,7 @@ def read_trusted_keys(directory: Path) -> TrustedKeys:
     try:
         paths = sorted(directory.glob("*.pem"))
         for path in paths:
-            data = _read_pem(path)
+            data = _read_small(path)
             try:
                 public_key = serialization.load_pem_public_key(data)
             except ValueError:
@@ -154,7 +156,7 @@ def private_pem(private_key: Ed25519PrivateKey) -> bytes:
 
 def _load_signing_key(path: Path) -> SigningKey:
     try:
-        data = _read_pem(path)
+        data = _read_small(path)
     except FileNotFoundError:
         raise SigningKeyError(
             f"no signing key at {path}: create the Secret {SIGNING_KEY_SECRET} in namespace "
