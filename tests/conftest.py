@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.models",
     "tests.fixtures.service",
+    "tests.fixtures.stores",
 ]
