@@ -63,10 +63,14 @@ ARGO_CD_MODELS := 4.0.0
 FLUX_CD_MODELS := 4.0.0
 PROMETHEUS_OPERATOR_MODELS := 6.0.0
 NODE_STAMP := $(NODE_TOOLS)/.installed-argo-cd$(ARGO_CD_MODELS)-flux-cd$(FLUX_CD_MODELS)-prometheus-operator$(PROMETHEUS_OPERATOR_MODELS)
+# The MLflow image's server environment (requirements/mlflow.txt, with boto3 and psycopg2, which
+# clash with the dev group), for the test of the cloud overlay's stores; re-made when the lock moves.
+MLFLOW_VENV := .tools/mlflow
+MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(shell sha256sum requirements/mlflow.txt | cut -c1-12)
 
 .PHONY: tools manifests-check prometheus-rule
 
-tools: $(TOOLS_STAMP) $(NODE_STAMP) ## Install the manifest validators: kubernetes-validate, checkov (.tools/venv), Argo CD, Flux and Prometheus Operator models (.tools/node)
+tools: $(TOOLS_STAMP) $(NODE_STAMP) $(MLFLOW_STAMP) ## Install the manifest validators: kubernetes-validate, checkov (.tools/venv), Argo CD, Flux and Prometheus Operator models (.tools/node); the MLflow image's server (.tools/mlflow)
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install -q --upgrade pip
@@ -80,6 +84,12 @@ $(NODE_STAMP):
 		@kubernetes-models/argo-cd@$(ARGO_CD_MODELS) @kubernetes-models/flux-cd@$(FLUX_CD_MODELS) \
 		@kubernetes-models/prometheus-operator@$(PROMETHEUS_OPERATOR_MODELS)
 	rm -f $(NODE_TOOLS)/.installed-* && touch $@
+# As docker/Dockerfile's mlflow-venv stage installs it: every package pinned and hashed, no others.
+$(MLFLOW_STAMP): requirements/mlflow.txt
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install -q --upgrade pip
+	$(MLFLOW_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/mlflow.txt
+	rm -f $(MLFLOW_VENV)/.installed-* && touch $@
 
 manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.30 and newest, GitOps objects against their CRDs), run checkov and the structural tests
 	$(BIN)/python -m pytest tests/deploy/test_manifests.py tests/deploy/test_gitops.py tests/deploy/test_cloud.py \

@@ -56,7 +56,7 @@ def run(name: str, settings_class: type[GenderSettings], work: Callable[[GenderS
         log.error("%s", error)
         return ExitCode.TRACKING
     except MlflowException as error:
-        log.error("MLflow tracking failed: %s", error)
+        log.error("MLflow tracking server %s failed: %s", tracking.server_uri(), error)
         return ExitCode.TRACKING
     except PermissionError as error:
         log.error(

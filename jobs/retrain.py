@@ -85,14 +85,18 @@ def retrain(settings: RetrainSettings) -> dict:
                     key,
                     tuple(pictures),
                 )
+                published = False
                 try:
                     registry_version = tracker.log_and_register(staged)
                     tracker.record_decision(decision.promote, decision.reason, decision.champion_accuracy)
                     if decision.promote:
-                        artifact.commit(staged, settings.keep_versions)
+                        # The registry's champion moves first and the served model last: a tracking
+                        # failure then leaves both where they were, and the publish is a local rename.
                         tracker.move_champion(registry_version)
+                        artifact.commit(staged, settings.keep_versions)
+                        published = True
                 finally:
-                    if not decision.promote:
+                    if not published:
                         artifact.discard(staged)
             refused = refusals_in_a_row(settings.model_dir, decision.promote)
         report.set("rows", result.metadata["data"]["labelled_users"])

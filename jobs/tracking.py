@@ -187,10 +187,14 @@ class NullTracker:
         pass
 
 
+def server_uri() -> str | None:
+    """The tracking server MLFLOW_TRACKING_URI names (MLflow's own variable, as its client reads it)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
 def tracker(wait_s: float) -> MlflowTracker | NullTracker:
-    """The tracker MLFLOW_TRACKING_URI asks for (MLflow's own variable, as its client reads it),
-    connected: a server gets up to `wait_s` seconds to answer."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    """The tracker server_uri() asks for, connected: a server gets up to `wait_s` seconds to answer."""
+    uri = server_uri()
     chosen = MlflowTracker(uri, wait_s) if uri else NullTracker()
     chosen.connect()
     return chosen

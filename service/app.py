@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 from pydantic import ValidationError
+from werkzeug.exceptions import ClientDisconnected
 
 from service import errors, lifecycle, metrics
 from service.errors import JSON, ApiError, json_response
@@ -18,6 +19,7 @@ from service.model_holder import ModelHolder
 from service.openapi import openapi_document
 from service.schema import request_adapter
 from service.settings import ServiceSettings
+from service.worker import CLIENT_TIMEOUT_S
 
 INDEX_PAGE = Path(__file__).with_name("static") / "index.html"
 MAX_ECHOED_ENCODING = 32  # characters of a refused Content-Encoding quoted back in the error
@@ -82,7 +84,16 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
             )
         model = model_or_503()
         try:
-            body = adapter.validate_json(request.get_data(cache=False))
+            raw = request.get_data(cache=False)
+        except ClientDisconnected:  # the worker's deadline on each read passed, or the client left
+            raise ApiError(
+                408,
+                "request_timeout",
+                f"The request body stopped arriving before Content-Length bytes "
+                f"(nothing came for {CLIENT_TIMEOUT_S:g} s, or the connection closed).",
+            ) from None
+        try:
+            body = adapter.validate_json(raw)
         except ValidationError as exc:
             raise _rejection(exc, settings.max_instances) from None
         batch = "instances" in body

@@ -1,13 +1,13 @@
 """gunicorn settings: ``gunicorn --config python:service.gunicorn_conf "service.app:create_app()"``.
 
-Worker class: sync, one request at a time per process. Scoring is short and CPU-bound, so one
-process per core is the most efficient shape, with no GIL contention. On SIGTERM the master closes
-the listening socket at once and signals the workers; a sync worker finishes the request it is
-serving and exits, so in-flight requests complete and shutdown is quick. Not gthread: it keeps
-connections alive, but while draining it only wakes on socket events, so one idle keep-alive
-connection holds every worker for the whole graceful_timeout. Sync workers do not keep connections
-alive; a slow client holds a worker for at most ``timeout`` (bodies are small, and an ingress in
-front buffers them).
+Worker class: gevent (service.worker.DeadlineWorker), one process per core, each serving its
+connections in greenlets. Scoring is short and CPU-bound, so a process per core is the efficient
+shape; greenlets let a worker wait on slow clients without being held by them, and every client
+has deadlines (service.worker). Connections are kept alive for ``keepalive`` seconds between
+requests. On SIGTERM the master closes the listening socket at once and signals the workers; a
+worker stops accepting, finishes the requests it is serving (answering them with
+``Connection: close``), waits at most ``keepalive`` for idle connections, and exits, so in-flight
+requests complete and shutdown takes seconds.
 
 gunicorn executes this module to read its settings; what changes the process (the metrics
 directory, signal handlers) happens in the server hooks below.
@@ -31,11 +31,17 @@ PROMETHEUS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # Kubernetes sends SIGTERM and kills after terminationGracePeriodSeconds (30 s by default): finish
 # in-flight requests well within that.
 GRACEFUL_TIMEOUT_S = 20
+# A worker that does not report to the master for this long is killed and replaced: gevent's
+# worker reports from its event loop, so this bounds one request's CPU time, not a slow client.
 REQUEST_TIMEOUT_S = 30
+# How long a kept-alive connection may stay idle, and how long a client has to send a request's
+# line and headers. Below service.worker.CLIENT_TIMEOUT_S, so that idle connections close quietly.
+KEEPALIVE_S = 5
 
 bind = _settings.bind
 workers = _settings.workers
-worker_class = "sync"
+worker_class = "service.worker.DeadlineWorker"
+keepalive = KEEPALIVE_S
 graceful_timeout = GRACEFUL_TIMEOUT_S
 timeout = REQUEST_TIMEOUT_S
 # Never preload: the model watcher thread must start in each worker, not in the master.

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.models",
     "tests.fixtures.service",
+    "tests.fixtures.stores",
 ]

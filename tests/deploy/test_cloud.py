@@ -7,20 +7,17 @@ where its server binaries and psycopg2 are installed.
 """
 
 import importlib.util
-import itertools
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 import sqlalchemy
 import yaml
 
-from tests.fixtures.service import free_port
 from tests.support.manifests import (
     DEPLOYABLE,
     MANIFESTS,
@@ -50,7 +47,6 @@ KUBE_DNS = {
 LINK_LOCAL_RESOLVERS = {"169.254.20.10/32", "169.254.169.254/32"}
 UPGRADE_SCRIPT = MANIFESTS / "base" / "mlflow_db_upgrade.py"
 UPGRADE_TIMEOUT_S = 120
-PG_START_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="module")
@@ -379,54 +375,6 @@ def test_the_upgrade_without_a_database_url_says_so(tmp_path):
     assert "MLFLOW_BACKEND_STORE_URI is not set" in log.read_text()
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    """A throwaway PostgreSQL on a free loopback port, run as a non-root user (initdb refuses root);
-    yields a function that creates a new database and returns its SQLAlchemy URL."""
-    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    if not binaries or importlib.util.find_spec("psycopg2") is None:
-        pytest.skip(
-            "needs PostgreSQL's server binaries (Debian: postgresql) and psycopg2 (the mlflow image's driver)"
-        )
-    as_user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
-    home = Path(tempfile.mkdtemp(prefix="gender-postgres-"))
-    home.chmod(0o755)
-    if as_user:
-        shutil.chown(home, "nobody", "nogroup")
-    data, port = home / "data", free_port()
-
-    def pg(program: str, *args) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*as_user, binaries[-1] / program, "-D", data, *args], capture_output=True, text=True, check=False
-        )
-
-    try:
-        for program, *args in (
-            ("initdb", "-U", "mlflow", "--auth=trust"),
-            ("pg_ctl", "-o", f"-p {port} -k {home} -c listen_addresses=127.0.0.1", "-l", home / "log",
-             "-w", "-t", str(PG_START_TIMEOUT_S), "start"),
-        ):  # fmt: skip
-            result = pg(program, *args)
-            if result.returncode != 0:
-                pytest.fail(f"{program} failed: {result.stdout}{result.stderr}")
-        admin = sqlalchemy.create_engine(
-            f"postgresql+psycopg2://mlflow@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT"
-        )
-        numbers = itertools.count(1)
-
-        def new_database() -> str:
-            name = f"mlflow{next(numbers)}"
-            with admin.connect() as connection:
-                connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-            return f"postgresql+psycopg2://mlflow@127.0.0.1:{port}/{name}"
-
-        yield new_database
-        admin.dispose()
-    finally:
-        pg("pg_ctl", "-m", "immediate", "stop")
-        shutil.rmtree(home, ignore_errors=True)
-
-
 def upgrade_lock_key() -> int:
     """The script's advisory lock key (loading the file imports MLflow's CLI, as the pod does)."""
     spec = importlib.util.spec_from_file_location("mlflow_db_upgrade", UPGRADE_SCRIPT)
@@ -438,7 +386,7 @@ def upgrade_lock_key() -> int:
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")  # MLflow's, on import
 def test_an_upgrade_waits_while_another_holds_the_lock_then_completes(postgres, tmp_path):
-    url = postgres()
+    url = postgres.new_database()
     key = {"key": upgrade_lock_key()}
     holder = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
     log = tmp_path / "upgrade.log"
@@ -463,7 +411,7 @@ def test_an_upgrade_waits_while_another_holds_the_lock_then_completes(postgres, 
 
 @pytest.mark.slow
 def test_two_replicas_upgrading_one_new_database_at_once_both_succeed(postgres, tmp_path):
-    url = postgres()
+    url = postgres.new_database()
     logs = [tmp_path / "replica-1.log", tmp_path / "replica-2.log"]
     processes = [start_upgrade(url, log) for log in logs]
     for process, log in zip(processes, logs, strict=True):

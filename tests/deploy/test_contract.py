@@ -19,6 +19,7 @@ from jobs.settings import BatchSettings, RetrainSettings
 from service.app import create_app
 from service.settings import ServiceSettings
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.support import dockerfile
 from tests.support.manifests import containers, find, pod_templates, rendered_objects
 
 # Read by jobs.tracking (MLflow's own variable, no prefix).
@@ -160,22 +161,11 @@ def test_probes_exist_on_the_port_gunicorn_binds(workloads):
         assert http["port"] in (bind_port, api["ports"][0].get("name")), probe
 
 
-def dockerfile_stages() -> dict[str, tuple[str, list[str]]]:
-    """docker/Dockerfile's stages: name -> (what it is FROM, its instruction lines without comments)."""
-    text = (CHECKOUT_DIR / "docker" / "Dockerfile").read_text()
-    stages = {}
-    for stage in re.split(r"^FROM\s+", text, flags=re.MULTILINE)[1:]:
-        header, *lines = stage.splitlines()
-        parent, _, name = header.partition(" AS ")
-        stages[name.strip()] = (parent.strip(), [line for line in lines if not line.lstrip().startswith("#")])
-    return stages
-
-
 def installed_groups(target: str) -> set[str]:
     """The dependency groups pip installs into the venv of the image of a Dockerfile target (each
     from requirements/<group>.txt): in the target, the stages it is built on and the stages it
     copies /opt/venv from."""
-    stages = dockerfile_stages()
+    stages = dockerfile.stages()
     groups, pending, seen = set(), [target], set()
     while pending:
         name = pending.pop()

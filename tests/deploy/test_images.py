@@ -19,7 +19,7 @@ import requests
 from jobs.cluster import key_objects
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.support import images_docker as engine
-from tests.support.images_pods import configmaps, env_args, pods
+from tests.support.images_pods import configmaps, pods, resolved_env
 from tests.support.images_stack import Stack
 from tests.support.manifests import image_tag, load_objects, render
 from tests.support.requirements import canonical, read_pins
@@ -190,9 +190,7 @@ def test_minikube_overlay_trains_serves_and_scores(stack, images, rendered):
 
 def predictions_location(pod, rendered) -> tuple[str, str]:
     """(claim, subPath) of the volume mount at the batch job's GENDER_OUTPUT_DIR."""
-    env = dict(
-        arg.removeprefix("--env=").split("=", 1) for arg in env_args(pod.container, configmaps(rendered))
-    )
+    env = resolved_env(pod.container, configmaps(rendered))
     mount = next(m for m in pod.container["volumeMounts"] if m["mountPath"] == env["GENDER_OUTPUT_DIR"])
     volume = next(v for v in pod.spec["volumes"] if v["name"] == mount["name"])
     return volume["persistentVolumeClaim"]["claimName"], mount.get("subPath", ".")

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from tests.fixtures.service import API_APP, GUNICORN, publish_copy, wait_for
 from tests.support.forgery import forge_version, sign
 from tests.support.metrics import sample_value
 from tests.support.polling import wait_until
+from tests.support.raw_http import PartialRequest
 from tests.support.users import ORIGINAL_EXAMPLE
 
 pytestmark = pytest.mark.slow
@@ -257,35 +257,13 @@ def test_without_trusted_keys_it_stays_unready_saying_so_and_serves_once_they_ap
     assert requests.get(f"{server.url}/version").json()["version"] == version
 
 
-class PartialRequest:
-    """A request whose head (and half its body) is sent now and the rest later: in flight meanwhile."""
-
-    def __init__(self, url: str, method: str, path: str, body: bytes = b""):
-        host, port = url.removeprefix("http://").split(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=10)
-        head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n"
-        if body:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        self.rest = body[len(body) // 2 :] if body else b"\r\n"
-        self.sock.sendall(head.encode() + (b"\r\n" + body[: len(body) // 2] if body else b""))
-
-    def finish(self) -> tuple[int, dict]:
-        self.sock.sendall(self.rest)
-        received = b""
-        while chunk := self.sock.recv(65536):
-            received += chunk
-        self.sock.close()
-        head, _, body = received.partition(b"\r\n\r\n")
-        return int(head.split()[1]), json.loads(body)
-
-
 def test_sigterm_lets_in_flight_requests_finish_and_turns_readiness_off(
     start_service, sample_model_dir, tmp_path
 ):
     model_dir = tmp_path / "models"
     version = publish_copy(sample_model_dir, model_dir)
-    # One worker holds a half-sent /readyz, one a half-sent prediction, one serves the load.
-    server = start_service(model_dir=model_dir, workers=3)
+    # A half-sent /readyz and a half-sent prediction are in flight beside the load.
+    server = start_service(model_dir=model_dir, workers=WORKERS)
     wait_for(server, "/readyz")
 
     stop = threading.Event()

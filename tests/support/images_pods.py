@@ -144,8 +144,11 @@ def command_args(container: dict) -> tuple[list[str], list[str]]:
     return [], list(args)
 
 
-def env_args(container: dict, maps: dict[str, dict]) -> list[str]:
-    """envFrom first, then env (which wins), with ConfigMap references resolved."""
+def resolved_env(
+    container: dict, maps: dict[str, dict], secrets: dict[str, dict] | None = None
+) -> dict[str, str]:
+    """envFrom first, then env (which wins), with ConfigMap references resolved and Secret
+    references from `secrets` (name -> data: the values a test gives for the Secrets it plays)."""
     values = {}
     for source in container.get("envFrom", []):
         if "configMapRef" not in source:
@@ -156,14 +159,22 @@ def env_args(container: dict, maps: dict[str, dict]) -> list[str]:
         if "value" in var:
             values[var["name"]] = var["value"]
             continue
-        ref = var.get("valueFrom", {}).get("configMapKeyRef")
-        if ref is None:
-            pytest.fail(f"env {var['name']}: only value and configMapKeyRef are played")
-        data = _configmap(maps, ref["name"])
+        source = var.get("valueFrom", {})
+        if "configMapKeyRef" in source:
+            ref, data = source["configMapKeyRef"], _configmap(maps, source["configMapKeyRef"]["name"])
+        elif "secretKeyRef" in source and secrets is not None:
+            ref = source["secretKeyRef"]
+            data = secrets.get(ref["name"], {})
+        else:
+            pytest.fail(f"env {var['name']}: only value, configMapKeyRef and a given secretKeyRef are played")
         if ref["key"] not in data:
-            pytest.fail(f"env {var['name']}: ConfigMap {ref['name']} has no key {ref['key']}")
+            pytest.fail(f"env {var['name']}: {ref['name']} has no key {ref['key']} here")
         values[var["name"]] = data[ref["key"]]
-    return [f"--env={name}={value}" for name, value in values.items()]
+    return values
+
+
+def env_args(container: dict, maps: dict[str, dict]) -> list[str]:
+    return [f"--env={name}={value}" for name, value in resolved_env(container, maps).items()]
 
 
 def _configmap(maps: dict[str, dict], name: str) -> dict:
