@@ -219,6 +219,8 @@ push: ## Tag the images of `make images TAG=...` as REGISTRY/<image>:TAG and pus
 		docker push $(REGISTRY)/gender-$$name:$(TAG) || exit 1; \
 	done
 
+# install-keys creates the model signing Secret and trusted keys ConfigMap from the local pair
+# (var/keys) where they are absent, never replacing a cluster's own (README: Signing keys).
 # The bootstrap trains only while no model is published, so a deploy onto a running stack trains
 # nothing (`python -m jobs.cluster run-training` retrains). It comes before wait-ready: the API
 # is ready only once a model exists.
@@ -227,6 +229,7 @@ deploy: venv ## Apply OVERLAY with images at TAG (from REGISTRY if set) via a te
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -r manifests "$$tmp/" && \
 		$(CLUSTER) promote --overlay "$$tmp/$(OVERLAY)" --tag $(TAG) $(if $(REGISTRY),--registry $(REGISTRY)) && \
 		kubectl apply -k "$$tmp/$(OVERLAY)"
+	$(CLUSTER) install-keys
 	$(CLUSTER) bootstrap
 	$(CLUSTER) wait-ready
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jobs import entry, pushgateway, tracking
 from jobs.settings import BatchSettings
-from model import artifact, drift
+from model import artifact, drift, signing
 from model.data import load_dataset
 from model.predict import score, write_atomically
 
@@ -29,7 +29,7 @@ log = logging.getLogger("jobs.batch_predict")
 def batch_predict(settings: BatchSettings, users_csv: Path | None = None) -> dict:
     with pushgateway.reporting(settings.pushgateway_url, PUSH_JOB) as report:
         tracker = tracking.tracker(settings.tracking_wait_s)
-        loaded = artifact.load(settings.model_dir)
+        loaded = artifact.load(settings.model_dir, signing.read_trusted_keys(settings.trusted_keys_dir))
         paths = {"users": users_csv, "hotels": None, "flights": None} if users_csv else settings.input_paths()
         dataset = load_dataset(paths["users"], paths["hotels"], paths["flights"])
         if "gender" in dataset.users and not users_csv:

@@ -1,6 +1,7 @@
-"""Cluster CLI: train the first model, run the retraining CronJob now, wait for a rollout, promote a tag.
+"""Cluster CLI: train the first model, run the retraining CronJob now, wait for a rollout, promote a tag,
+install the local model signing keys.
 
-`python -m jobs.cluster {bootstrap,run-training,wait-ready,promote} --help` for the options.
+`python -m jobs.cluster {bootstrap,run-training,wait-ready,promote,install-keys} --help` for the options.
 Credentials in kubectl's order: --kubeconfig, KUBECONFIG, ~/.kube/config, then the pod's service
 account; namespace from GENDER_NAMESPACE or --namespace. Exit codes (model.exit_codes): OK, FAILED
 (the Job or rollout failed), WRITER_BUSY (a run of the CronJob is still active), TIMEOUT, CLUSTER
@@ -11,6 +12,7 @@ comments, order and quoting.
 """
 
 import argparse
+import base64
 import copy
 import math
 import os
@@ -24,13 +26,18 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from jobs.cluster_api import (
+    CONFIGMAPS_PATH,
+    SECRETS_PATH,
     ClusterError,
+    create_if_absent,
     load_api_client,
     run_from_cronjob,
     say,
     timestamped_name,
     wait_ready,
 )
+from jobs.settings import RetrainSettings
+from model import signing
 from model.exit_codes import ExitCode
 from model.settings import GenderSettings, SettingsError
 
@@ -161,6 +168,48 @@ class ClusterSettings(GenderSettings):
     namespace: str = Field(default="gender-classifier", pattern=DNS_LABEL)
 
 
+def key_objects() -> tuple[dict, dict]:
+    """The Secret of the local signing key and the ConfigMap of the local trusted keys (made on
+    first use, as a local training makes them)."""
+    settings = RetrainSettings.from_env()
+    key = signing.signing_key(
+        settings.signing_key_file, settings.trusted_keys_dir, settings.signing_key_create
+    )
+    trusted = signing.read_trusted_keys(settings.trusted_keys_dir)
+    signing.check_trusted(key, trusted, settings.trusted_keys_dir)
+    labels = {"app.kubernetes.io/part-of": "gender-classifier", "app.kubernetes.io/component": "trainer"}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": signing.SIGNING_KEY_SECRET, "labels": labels},
+        "type": "Opaque",
+        "data": {
+            signing.SIGNING_KEY_SECRET_KEY: base64.b64encode(signing.private_pem(key.private_key)).decode()
+        },
+    }
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": signing.TRUSTED_KEYS_CONFIGMAP,
+            "labels": labels | {"app.kubernetes.io/component": "config"},
+        },
+        "data": {f"{key_id}.pem": signing.public_pem(public).decode() for key_id, public in trusted.items()},
+    }
+    return secret, configmap
+
+
+def install_keys(api, namespace: str) -> None:
+    """Create the key Secret and the trusted keys ConfigMap from the local pair, each only if absent:
+    a cluster's own keys (README: Signing keys) are never replaced."""
+    try:
+        secret, configmap = key_objects()
+    except SettingsError as exc:
+        raise ClusterError(str(exc), ExitCode.USAGE) from None
+    create_if_absent(api, namespace, CONFIGMAPS_PATH, configmap)
+    create_if_absent(api, namespace, SECRETS_PATH, secret)
+
+
 def settings_namespace() -> str:
     try:
         return ClusterSettings.from_env().namespace
@@ -223,6 +272,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=positive_seconds, default=300.0, help="seconds to wait for the rollout"
     )
 
+    commands.add_parser(
+        "install-keys",
+        help=(
+            f"create Secret {signing.SIGNING_KEY_SECRET} and ConfigMap {signing.TRUSTED_KEYS_CONFIGMAP} "
+            "from the local key pair (GENDER_SIGNING_KEY_FILE, GENDER_TRUSTED_KEYS_DIR) where absent"
+        ),
+    )
+
     prom = commands.add_parser("promote", help="set the image tag in an overlay's kustomization file")
     prom.add_argument(
         "--overlay", type=Path, required=True, help="overlay directory or its kustomization file"
@@ -242,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
         with load_api_client(args.kubeconfig) as api:
             if args.command == "wait-ready":
                 return wait_ready(api, namespace, args.deployment, args.timeout, args.poll_interval)
+            if args.command == "install-keys":
+                install_keys(api, namespace)
+                return ExitCode.OK
             bootstrap = args.command == "bootstrap"
             prefix = BOOTSTRAP_PREFIX if bootstrap else f"{args.cronjob}-manual"
             return run_from_cronjob(

@@ -41,6 +41,8 @@ JOBS_PATH = "/apis/batch/v1/namespaces/{namespace}/jobs"
 JOB_PATH = "/apis/batch/v1/namespaces/{namespace}/jobs/{name}"
 PODS_PATH = "/api/v1/namespaces/{namespace}/pods"
 EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"
+SECRETS_PATH = "/api/v1/namespaces/{namespace}/secrets"
+CONFIGMAPS_PATH = "/api/v1/namespaces/{namespace}/configmaps"
 
 
 class ClusterError(Exception):
@@ -126,6 +128,21 @@ def call_json(
     if not 200 <= response.status <= 299:
         raise client.ApiException(http_resp=response)
     return json.loads(response.data)
+
+
+def create_if_absent(api: client.ApiClient, namespace: str, path: str, body: dict) -> bool:
+    """Create the object; False, and nothing changed, when one of that name exists already."""
+    name = f"{body['kind']} {body['metadata']['name']}"
+    with api_errors(f"creating {name}"):
+        try:
+            call_json(api, "POST", path, {"namespace": namespace}, body=body)
+        except client.ApiException as exc:
+            if exc.status != 409:  # AlreadyExists
+                raise
+            say(f"{name} exists: left as it is")
+            return False
+    say(f"created {name}")
+    return True
 
 
 def timestamped_name(prefix: str) -> str:

@@ -46,6 +46,9 @@ def run(name: str, settings_class: type[GenderSettings], work: Callable[[GenderS
     except artifact.ArtifactError as error:
         log.error("%s", error)
         return ExitCode.NO_MODEL
+    except SettingsError as error:  # a setting that names something unusable, such as a missing key
+        log.error("%s", error)
+        return ExitCode.USAGE
     except DataError as error:
         log.error("%s", error)
         return ExitCode.BAD_INPUT

@@ -1,8 +1,11 @@
 """Retrain with a quality gate: what the initial training Job and the weekly CronJob run.
 
 The entrypoint that publishes models: model.train is the library it calls, with no gate of its own.
+Every version it publishes is signed (model.signing) with the key at GENDER_SIGNING_KEY_FILE,
+which must be among the trusted keys: nothing is trained that no reader would load.
 Exit codes (model.exit_codes): OK when promoted or kept (the gate's decision is in the log and in
-MLflow), WRITER_BUSY, USAGE for bad settings, BAD_INPUT for refused data, TRACKING.
+MLflow), WRITER_BUSY, USAGE for bad settings or a missing signing key, BAD_INPUT for refused data,
+TRACKING.
 """
 
 import json
@@ -15,7 +18,7 @@ from pathlib import Path
 from jobs import entry, pushgateway, tracking
 from jobs.gate import decide
 from jobs.settings import RetrainSettings
-from model import artifact
+from model import artifact, signing
 from model.train import save_pictures, summary_table, train
 
 log = logging.getLogger("jobs.retrain")
@@ -38,16 +41,14 @@ def refusals_in_a_row(model_dir: Path, promoted: bool) -> int:
     return now
 
 
-def champion_metadata(model_dir: Path) -> dict | None:
-    """model.json of the served model; None when there is none, it is unreadable, or this release
-    cannot load it (a model of an older format): a candidate then replaces it if it passes the floor."""
+def champion_metadata(model_dir: Path, trusted: signing.TrustedKeys) -> dict | None:
+    """model.json of the served model; None when there is none, or readers would refuse it (unsigned
+    or untrusted, corrupt, of an older format): a candidate then replaces it if it passes the floor."""
     try:
         version = artifact.current_version(model_dir)
         if version is None:
             return None
-        version_dir = model_dir / artifact.VERSIONS / version
-        metadata = artifact.read_metadata(version_dir)
-        artifact.check_format(version_dir, metadata)
+        metadata, _ = artifact.verify_version_dir(model_dir / artifact.VERSIONS / version, trusted)
         return metadata
     except artifact.ArtifactError as error:
         log.warning("there is no champion to beat: %s", error)
@@ -56,7 +57,12 @@ def champion_metadata(model_dir: Path) -> dict | None:
 
 def retrain(settings: RetrainSettings) -> dict:
     """Train, gate and maybe publish; returns the decision record that is also logged."""
-    if settings.skip_if_published and (served := champion_metadata(settings.model_dir)) is not None:
+    key = signing.signing_key(
+        settings.signing_key_file, settings.trusted_keys_dir, settings.signing_key_create
+    )
+    trusted = signing.read_trusted_keys(settings.trusted_keys_dir)
+    signing.check_trusted(key, trusted, settings.trusted_keys_dir)
+    if settings.skip_if_published and (served := champion_metadata(settings.model_dir, trusted)) is not None:
         record = {"event": "gate", "decision": "skipped", "reason": "a model is published already"}
         record["served_version"] = served["version"]
         log.info("%s", json.dumps(record))
@@ -70,12 +76,13 @@ def retrain(settings: RetrainSettings) -> dict:
             log.info("candidates:\n%s", summary_table(result))
             pictures = save_pictures(result, Path(scratch))
             with tracker.training_run(result, pictures) as run_id:
-                champion = champion_metadata(settings.model_dir)
+                champion = champion_metadata(settings.model_dir, trusted)
                 decision = decide(result.metadata, champion, settings.gate_tolerance, settings.gate_floor)
                 staged = artifact.stage(
                     result.predictor,
                     {**result.metadata, "mlflow_run_id": run_id},
                     settings.model_dir,
+                    key,
                     tuple(pictures),
                 )
                 published = False

@@ -39,6 +39,11 @@ class RetrainSettings(JobSettings):
     gate_tolerance: float = Field(default=0.01, ge=0, le=1)
     gate_floor: float = Field(default=0.90, ge=0, le=1)
     keep_versions: int = Field(default=DEFAULT_KEEP, ge=1)
+    # The Ed25519 private key (PEM, PKCS8) that signs every version published.
+    signing_key_file: Path = VAR_DIR / "keys" / "signing-key.pem"
+    # Local first use: make the key pair when signing_key_file does not exist, trusting its public
+    # key in trusted_keys_dir. The manifests turn it off: there the key is a Secret.
+    signing_key_create: bool = True
 
 
 class BatchSettings(JobSettings):

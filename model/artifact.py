@@ -1,15 +1,17 @@
-"""The model artifact on disk: versions/<id>/{model.pkl, model.json} and a `current` pointer.
+"""The model artifact on disk: versions/<id>/{model.pkl, model.json, model.sig} and a `current` pointer.
 
 Publishing writes a new version directory beside the others (same filesystem), fsyncs it,
 renames it into place, then switches `current` (a relative symlink) with an atomic rename.
 A reader sees the old model or the new one, never a partial one; a writer killed at any
-point leaves `current` on the previous model. Loading checks model.json's format and model.pkl's
-sha256 before unpickling, because unpickling runs code.
+point leaves `current` on the previous model. Loading checks, before unpickling, because
+unpickling runs code: model.sig (model.signing: model.json signed by a trusted key), model.json's
+format, and model.pkl's sha256 against the one model.json records.
 """
 
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
+
+from model import signing
 
 MODEL_FILE = "model.pkl"
 METADATA_FILE = "model.json"
@@ -41,6 +45,10 @@ class ArtifactError(Exception):
 
 class IncompatibleFormat(ArtifactError):
     """A version written for another format of model.pkl than the one this code reads."""
+
+
+class UntrustedVersion(ArtifactError):
+    """A version that is unsigned, signed by a key that is not trusted, or whose signature is wrong."""
 
 
 class WriterBusy(ArtifactError):
@@ -117,15 +125,23 @@ def writer_lock(model_dir: Path, timeout_s: float = 0.0):
 
 
 def publish(
-    predictor, metadata: dict, model_dir: Path, keep: int = DEFAULT_KEEP, extras: tuple[Path, ...] = ()
+    predictor,
+    metadata: dict,
+    model_dir: Path,
+    key: signing.SigningKey,
+    keep: int = DEFAULT_KEEP,
+    extras: tuple[Path, ...] = (),
 ) -> str:
-    """Stage and commit a new version under the writer lock; returns its id."""
+    """Stage and commit a new version signed with `key` under the writer lock; returns its id."""
     with writer_lock(model_dir, PUBLISH_WAIT_S):
-        return commit(stage(predictor, metadata, model_dir, extras), keep)
+        return commit(stage(predictor, metadata, model_dir, key, extras), keep)
 
 
-def stage(predictor, metadata: dict, model_dir: Path, extras: tuple[Path, ...] = ()) -> StagedVersion:
-    """Write a complete, fsynced version directory beside the published ones, invisible to readers.
+def stage(
+    predictor, metadata: dict, model_dir: Path, key: signing.SigningKey, extras: tuple[Path, ...] = ()
+) -> StagedVersion:
+    """Write a complete, fsynced, signed version directory beside the published ones, invisible to
+    readers.
 
     `extras` (reports such as confusion matrices) are copied in beside the model. The caller
     holds writer_lock and then commits or discards it.
@@ -149,7 +165,12 @@ def stage(predictor, metadata: dict, model_dir: Path, extras: tuple[Path, ...] =
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "sha256": sha256_file(incoming / MODEL_FILE),
     }
-    _write_durably(incoming / METADATA_FILE, json.dumps(metadata, indent=2, sort_keys=True).encode())
+    metadata_bytes = json.dumps(metadata, indent=2, sort_keys=True).encode()
+    _write_durably(incoming / METADATA_FILE, metadata_bytes)
+    _write_durably(
+        incoming / signing.SIGNATURE_FILE,
+        signing.signature_document(key, metadata["sha256"], metadata_bytes),
+    )
     _fsync_dir(incoming)
     return StagedVersion(model_dir, incoming, version, metadata)
 
@@ -208,14 +229,23 @@ def current_version(model_dir: Path) -> str | None:
     return version
 
 
-def read_metadata(version_dir: Path) -> dict:
-    path = Path(version_dir) / METADATA_FILE
+def _read(version_dir: Path, name: str) -> bytes:
     try:
-        return json.loads(path.read_text())
+        return (Path(version_dir) / name).read_bytes()
     except FileNotFoundError:
-        raise ArtifactError(f"{version_dir}: {METADATA_FILE} is missing") from None
-    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{version_dir}: {name} is missing") from None
+    except OSError as error:
+        raise ArtifactError(f"{version_dir}: cannot read {name} ({error.strerror})") from None
+
+
+def _parse_metadata(version_dir: Path, data: bytes) -> dict:
+    try:
+        metadata = json.loads(data)
+    except ValueError as error:
         raise ArtifactError(f"{version_dir}: {METADATA_FILE} is unreadable ({error})") from None
+    if not isinstance(metadata, dict):
+        raise ArtifactError(f"{version_dir}: {METADATA_FILE} is not a JSON object")
+    return metadata
 
 
 def check_format(version_dir: Path, metadata: dict) -> None:
@@ -228,33 +258,45 @@ def check_format(version_dir: Path, metadata: dict) -> None:
         )
 
 
-def load_version_dir(version_dir: Path) -> LoadedModel:
-    """Load one version directory, refusing it unless its format is this code's and model.pkl
-    matches the sha256 in model.json."""
+def verify_version_dir(version_dir: Path, trusted: signing.TrustedKeys) -> tuple[dict, bytes]:
+    """model.json and model.pkl's bytes of a version that passes every check, in this order:
+    signed by a trusted key (UntrustedVersion), of this code's format, model.pkl matching the
+    sha256 that model.json records (a corrupt file, not a forged one: the signature covers
+    model.json)."""
     version_dir = Path(version_dir)
-    metadata = read_metadata(version_dir)
-    check_format(version_dir, metadata)
-    model_path = version_dir / MODEL_FILE
+    metadata_bytes = _read(version_dir, METADATA_FILE)
+    metadata = _parse_metadata(version_dir, metadata_bytes)
+    recorded = str(metadata.get("sha256"))
     try:
-        actual = sha256_file(model_path)
-    except OSError as error:
-        raise ArtifactError(f"{version_dir}: cannot read {MODEL_FILE} ({error.strerror})") from None
-    if actual != metadata.get("sha256"):
+        signing.verify(version_dir, trusted, recorded, metadata_bytes)
+    except signing.BadSignature as error:
+        raise UntrustedVersion(str(error)) from None
+    check_format(version_dir, metadata)
+    # Read once: the bytes that are checked are the bytes that are unpickled.
+    model_bytes = _read(version_dir, MODEL_FILE)
+    actual = hashlib.sha256(model_bytes).hexdigest()
+    if actual != recorded:
         raise ArtifactError(
             f"{version_dir}: {MODEL_FILE} sha256 {actual[:12]}… does not match "
-            f"{METADATA_FILE} ({str(metadata.get('sha256'))[:12]}…); refusing to unpickle it"
+            f"{METADATA_FILE} ({recorded[:12]}…); refusing to unpickle it"
         )
+    return metadata, model_bytes
+
+
+def load_version_dir(version_dir: Path, trusted: signing.TrustedKeys) -> LoadedModel:
+    """Load one version directory once verify_version_dir accepts it."""
+    metadata, model_bytes = verify_version_dir(version_dir, trusted)
     return LoadedModel(
-        version=metadata.get("version", version_dir.name),
+        version=metadata.get("version", Path(version_dir).name),
         metadata=metadata,
-        predictor=joblib.load(model_path),
+        predictor=joblib.load(io.BytesIO(model_bytes)),
     )
 
 
-def load(model_dir: Path, version: str | None = None) -> LoadedModel:
+def load(model_dir: Path, trusted: signing.TrustedKeys, version: str | None = None) -> LoadedModel:
     """Load a published version (default: the current one), verified before unpickling."""
     model_dir = Path(model_dir)
     version = version or current_version(model_dir)
     if version is None:
         raise ArtifactError(f"no model has been published in {model_dir} yet")
-    return load_version_dir(model_dir / VERSIONS / version)
+    return load_version_dir(model_dir / VERSIONS / version, trusted)

@@ -10,7 +10,7 @@ from enum import IntEnum
 class ExitCode(IntEnum):
     OK = 0
     FAILED = 1  # the Job or rollout that the cluster CLI followed failed
-    USAGE = 2  # bad arguments or settings (argparse exits with 2 as well)
+    USAGE = 2  # bad arguments or settings, a missing signing key (argparse exits with 2 as well)
     BAD_INPUT = 3  # an input file was refused: a data file, an overlay's kustomization
     NO_MODEL = 4  # no verified model to use: none published yet, or it fails verification
     WRITER_BUSY = 5  # another process holds the model directory's writer lock

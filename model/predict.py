@@ -1,4 +1,7 @@
-"""Score a users file: `python -m model.predict --model-dir DIR --input users.csv --output out.csv`."""
+"""Score a users file: `python -m model.predict --model-dir DIR --input users.csv --output out.csv`.
+
+The model must be signed by a key of GENDER_TRUSTED_KEYS_DIR (model.signing).
+"""
 
 import argparse
 import os
@@ -10,10 +13,11 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from model import artifact, drift
+from model import artifact, drift, signing
 from model.data import DataError, Dataset, feature_columns, load_dataset, users_with_travel
 from model.exit_codes import ExitCode
 from model.features import column_records
+from model.settings import GenderSettings, SettingsError
 
 CHUNK_ROWS = 200_000  # bounds the memory of the feature rows
 
@@ -74,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, required=True, help="predictions CSV to write")
     args = parser.parse_args(argv)
     try:
-        loaded = artifact.load(args.model_dir)
+        trusted = signing.read_trusted_keys(GenderSettings.from_env().trusted_keys_dir)
+        loaded = artifact.load(args.model_dir, trusted)
         predictions = score(load_dataset(args.input, args.hotels, args.flights), loaded).predictions
         write_atomically(predictions, args.output)
     except DataError as error:
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     except artifact.ArtifactError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.NO_MODEL
+    except SettingsError as error:  # the trusted keys included
+        print(f"error: {error}", file=sys.stderr)
+        return ExitCode.USAGE
     print(f"scored {len(predictions)} users with model {loaded.version} into {args.output}")
     return ExitCode.OK
 

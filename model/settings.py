@@ -17,7 +17,8 @@ ENV_PREFIX = "GENDER_"
 
 
 class SettingsError(ValueError):
-    """An environment variable that does not parse; the message names it."""
+    """A setting that does not parse, or names something unusable (a key file, a Secret); the
+    message names it."""
 
 
 class GenderSettings(BaseSettings):
@@ -26,6 +27,9 @@ class GenderSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     model_dir: Path = VAR_DIR / "models"
+    # The public keys whose signatures make a model version loadable (*.pem, one key each;
+    # model.signing). Read at every load, so a changed ConfigMap applies without a restart.
+    trusted_keys_dir: Path = VAR_DIR / "keys" / "trusted"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

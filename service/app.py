@@ -48,7 +48,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     # Created in each gunicorn worker (the app is not preloaded), so the watcher thread lives there.
     metrics.initialize()
     metrics.scored.start_flushing()
-    holder = ModelHolder(settings.model_dir, settings.reload_interval_s)
+    holder = ModelHolder(settings.model_dir, settings.trusted_keys_dir, settings.reload_interval_s)
     holder.refresh()
     holder.start_watching()
 
@@ -117,7 +117,7 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     def readyz() -> Response:
         model = current_model()
         if model is None or lifecycle.draining.is_set():
-            reason = "shutting down" if model else "no verified model is loaded yet"
+            reason = "shutting down" if model else holder.problem or "no verified model is loaded yet"
             raise ApiError(503, "not_ready", f"Not ready: {reason}.")
         return json_response({"status": "ready", "model_version": model.version})
 

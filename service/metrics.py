@@ -40,8 +40,13 @@ LATENCY = Histogram(
 PREDICTIONS = Counter(f"{PREFIX}_predictions", "Predictions served by predicted class", ["gender"])
 # 1 for each version some live worker serves; a dead worker's samples go with it (see child_exit).
 MODEL_INFO = Gauge(f"{PREFIX}_model_info", "Model version in use", ["version"], multiprocess_mode="livemax")
+# refused: corrupt, of another format, or failing to load; untrusted: unsigned or not signed by a
+# trusted key (model.signing), which an alert treats as an attack.
+MODEL_LOAD_OUTCOMES = ("loaded", "refused", "untrusted")
 MODEL_LOADS = Counter(
-    f"{PREFIX}_model_loads", "Model versions loaded or refused (counted once per worker)", ["outcome"]
+    f"{PREFIX}_model_loads",
+    "Model versions loaded, refused or untrusted (counted once per worker)",
+    ["outcome"],
 )
 # Drift: live counts per input bin beside the serving model's training shares, from which a
 # recording rule computes the population stability index over any window, summed over workers and
@@ -86,10 +91,10 @@ def input_counters() -> tuple[dict[str, Counter], ...]:
 
 
 def initialize() -> None:
-    """Export every drift bin and both model-load outcomes from the start, at 0: a rate or an
+    """Export every drift bin and every model-load outcome from the start, at 0: a rate or an
     increase over them then means "none yet", not "no data"."""
     input_counters()
-    for outcome in ("loaded", "refused"):
+    for outcome in MODEL_LOAD_OUTCOMES:
         MODEL_LOADS.labels(outcome)
 
 

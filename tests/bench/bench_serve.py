@@ -26,6 +26,7 @@ from typing import NamedTuple
 import requests
 
 from model.artifact import load
+from model.signing import read_trusted_keys
 from service.settings import ServiceSettings
 from tests.fixtures.models import train_model
 from tests.fixtures.service import Server, start_server, wait_for
@@ -166,7 +167,7 @@ def beside_slow_clients_ms(server: Server) -> tuple[float, float]:
 
 def predictor_cost_us(model_dir: Path) -> tuple[str, float]:
     """The model's own cost for one row, in this process: what no server tuning can go below."""
-    predictor = load(model_dir).predictor
+    predictor = load(model_dir, read_trusted_keys(ServiceSettings.from_env().trusted_keys_dir)).predictor
     rounds = 200
     predictor.predict([SINGLE_USER])
     started = time.perf_counter()

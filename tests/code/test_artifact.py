@@ -1,4 +1,5 @@
-"""The model artifact: atomic publishing, pruning, and refusal of anything that fails its checksum."""
+"""The model artifact: atomic publishing, pruning, and refusal of anything that fails its checksum
+or its format (signatures: test_signing.py)."""
 
 import json
 import os
@@ -13,16 +14,20 @@ import pytest
 
 from model import artifact
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.keys import session_key, session_trusted
 from tests.fixtures.service import publish_copy
+from tests.support.forgery import sign
 from tests.support.polling import wait_until
 
 # A writer that republishes the given model forever, for the kill test.
 PUBLISH_FOREVER = """
 import sys
 from model import artifact
-loaded = artifact.load(sys.argv[1])
+from tests.fixtures.keys import session_key, session_trusted
+loaded = artifact.load(sys.argv[1], session_trusted())
+key = session_key()
 while True:
-    artifact.publish(loaded.predictor, {"source": "kill-test"}, sys.argv[2], keep=3)
+    artifact.publish(loaded.predictor, {"source": "kill-test"}, sys.argv[2], key, keep=3)
 """
 WRITER_START_TIMEOUT_S = 30
 
@@ -41,12 +46,12 @@ def test_publish_layout_and_metadata(model_dir):
     assert metadata["version"] == version and metadata["source"] == "test"
     assert metadata["format"] == artifact.FORMAT
     assert metadata["sha256"] == artifact.sha256_file(model_dir / "versions" / version / "model.pkl")
-    assert artifact.load(model_dir).version == version
+    assert artifact.load(model_dir, session_trusted()).version == version
 
 
 def test_keeps_the_newest_versions(model_dir):
-    predictor = artifact.load(model_dir).predictor
-    published = [artifact.publish(predictor, {}, model_dir, keep=2) for _ in range(4)]
+    predictor = artifact.load(model_dir, session_trusted()).predictor
+    published = [artifact.publish(predictor, {}, model_dir, session_key(), keep=2) for _ in range(4)]
     assert sorted(p.name for p in (model_dir / "versions").iterdir()) == sorted(published[-2:])
     assert artifact.current_version(model_dir) == published[-1]
 
@@ -58,7 +63,7 @@ def test_tampered_model_is_refused_before_unpickling(model_dir):
     with pytest.raises(
         artifact.ArtifactError, match=rf"versions/{version}: model.pkl sha256 .* does not match"
     ):
-        artifact.load(model_dir)
+        artifact.load(model_dir, session_trusted())
 
 
 @pytest.mark.parametrize("written", [{}, {"format": artifact.FORMAT - 1}, {"format": artifact.FORMAT + 1}])
@@ -71,18 +76,19 @@ def test_a_model_of_another_format_is_refused_before_unpickling(model_dir, writt
     metadata = {key: value for key, value in metadata.items() if key != "format"} | written
     metadata["sha256"] = artifact.sha256_file(version_dir / "model.pkl")
     (version_dir / "model.json").write_text(json.dumps(metadata))
+    sign(version_dir, session_key())  # as a release that signed, but wrote another format
     expected = rf"model format {written.get('format', 1)}, and this release reads format {artifact.FORMAT}"
     with pytest.raises(artifact.IncompatibleFormat, match=expected):
-        artifact.load(model_dir)
+        artifact.load(model_dir, session_trusted())
 
 
 def test_missing_model_and_metadata_are_refused(tmp_path, model_dir):
     with pytest.raises(artifact.ArtifactError, match="no model has been published"):
-        artifact.load(tmp_path / "empty")
+        artifact.load(tmp_path / "empty", session_trusted())
     version = artifact.current_version(model_dir)
     (model_dir / "versions" / version / "model.json").write_text("{not json")
     with pytest.raises(artifact.ArtifactError, match=r"model\.json is unreadable"):
-        artifact.load(model_dir)
+        artifact.load(model_dir, session_trusted())
 
 
 def test_pointer_outside_versions_is_refused(tmp_path):
@@ -117,12 +123,13 @@ def test_killed_writer_never_exposes_a_partial_model(model_dir):
     errors: list[str] = []
     loads = 0
     stop = threading.Event()
+    trusted = session_trusted()
 
     def reader():
         nonlocal loads
         while not stop.is_set():
             try:
-                artifact.load(model_dir)
+                artifact.load(model_dir, trusted)
                 loads += 1
             except artifact.ArtifactError as error:
                 errors.append(str(error))
@@ -138,15 +145,16 @@ def test_killed_writer_never_exposes_a_partial_model(model_dir):
             time.sleep(0.13 * attempt)  # then a different point in the publish cycle each time
             writer.send_signal(signal.SIGKILL)
             writer.wait()
-            assert artifact.load(model_dir).metadata["sha256"]
+            assert artifact.load(model_dir, trusted).metadata["sha256"]
     finally:
         stop.set()
         thread.join()
     # Versions pruned between a reader's readlink and its open are the only tolerated misses.
-    assert not [e for e in errors if "does not match" in e or "unreadable" in e], errors
+    damaged = ("does not match", "unreadable", "bad signature")
+    assert not [e for e in errors if any(sign in e for sign in damaged)], errors
     assert loads > 0
     # The next publish clears whatever the killed writers left behind.
-    artifact.publish(artifact.load(model_dir).predictor, {}, model_dir, keep=3)
+    artifact.publish(artifact.load(model_dir, trusted).predictor, {}, model_dir, session_key(), keep=3)
     leftovers = [
         p.name
         for p in [*model_dir.iterdir(), *(model_dir / "versions").iterdir()]

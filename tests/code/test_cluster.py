@@ -1,5 +1,6 @@
 """The cluster CLI against a stand-in API server reached through a real kubeconfig."""
 
+import base64
 import contextlib
 import copy
 import os
@@ -17,6 +18,7 @@ from jobs.cluster import main
 from jobs.cluster_api import timestamped_name
 from model.exit_codes import ExitCode
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.keys import session_key, session_key_file, session_public_pem
 from tests.support.kube_stub import (
     MULTI_ATTACH,
     UNSCHEDULABLE,
@@ -556,3 +558,46 @@ def test_the_role_grants_exactly_the_calls_the_cli_makes(stub, kubeconfig):
     assert cli(kubeconfig, "wait-ready", "--timeout", "20", *FAST) == 0
 
     assert set(stub.permissions) == role_permissions(objects["Role", "gender-cluster-cli"])
+
+
+# What `make deploy` runs as the workstation's user; the in-cluster Role grants none of it.
+KEY_OBJECTS = {Permission("", "secrets", "create"), Permission("", "configmaps", "create")}
+
+
+@pytest.fixture
+def admin_kubeconfig(tmp_path, monkeypatch):
+    """(stub granting the Role's calls and the key objects' creation, its kubeconfig)."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("GENDER_NAMESPACE", raising=False)
+    with KubeStub(NAMESPACE, granted=role_permissions(cli_role()) | KEY_OBJECTS) as stub:
+        yield stub, stub.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+def test_install_keys_creates_the_secret_and_configmap_of_the_local_pair_once(admin_kubeconfig, capsys):
+    stub, kubeconfig = admin_kubeconfig
+    assert cli(kubeconfig, "install-keys") == 0
+    secret = stub.stored["secrets", "gender-model-signing-key"]
+    installed = base64.b64decode(secret["data"]["signing-key.pem"])
+    assert installed == session_key_file().read_bytes()
+    configmap = stub.stored["configmaps", "gender-model-trusted-keys"]
+    assert configmap["data"] == {f"{session_key().key_id}.pem": session_public_pem()}
+
+    # The cluster's own keys are never replaced.
+    stub.stored["secrets", "gender-model-signing-key"]["data"] = {"signing-key.pem": "the cluster's"}
+    assert cli(kubeconfig, "install-keys") == 0
+    assert stub.stored["secrets", "gender-model-signing-key"]["data"] == {"signing-key.pem": "the cluster's"}
+    assert "Secret gender-model-signing-key exists: left as it is" in capsys.readouterr().err
+
+
+def test_install_keys_without_a_local_key_names_it(admin_kubeconfig, tmp_path, monkeypatch, capsys):
+    stub, kubeconfig = admin_kubeconfig
+    monkeypatch.setenv("GENDER_SIGNING_KEY_FILE", str(tmp_path / "none.pem"))
+    assert cli(kubeconfig, "install-keys") == ExitCode.USAGE
+    assert f"no signing key at {tmp_path}/none.pem" in capsys.readouterr().err
+    assert stub.stored == {}
+
+
+def test_install_keys_is_refused_by_the_in_cluster_role(stub, kubeconfig, capsys):
+    assert cli(kubeconfig, "install-keys") == ExitCode.CLUSTER
+    assert "HTTP 403" in capsys.readouterr().err
+    assert stub.stored == {}

@@ -8,6 +8,7 @@ from model import drift
 from model.artifact import load
 from model.data import dataset_paths, load_dataset
 from model.predict import score
+from tests.fixtures.keys import session_trusted
 
 
 def bins_of(predictor, user: dict) -> dict[str, str]:
@@ -17,7 +18,7 @@ def bins_of(predictor, user: dict) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def predictor(sample_model_dir):
-    return load(sample_model_dir).predictor
+    return load(sample_model_dir, session_trusted()).predictor
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift():
 
 
 def test_the_model_records_its_training_users_as_the_reference(sample_model_dir):
-    loaded = load(sample_model_dir)
+    loaded = load(sample_model_dir, session_trusted())
     reference = loaded.metadata["drift_reference"]
     assert reference["users"] > 0 and 0 < reference["female_share"] < 1
     assert set(reference["features"]) == set(drift.FEATURES)
@@ -89,7 +90,7 @@ def test_the_model_records_its_training_users_as_the_reference(sample_model_dir)
 
 
 def test_the_training_users_scored_as_a_batch_have_not_drifted(sample_model_dir, sample_data_dir):
-    loaded = load(sample_model_dir)
+    loaded = load(sample_model_dir, session_trusted())
     dataset = load_dataset(*dataset_paths(sample_data_dir).values())
     labelled = dataclasses.replace(dataset, users=dataset.users[dataset.users["gender"] != "none"])
     measured = drift.drift(score(labelled, loaded).bins, loaded.metadata["drift_reference"])

@@ -17,12 +17,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from jobs import retrain as retrain_job
 from jobs import tracking
 from jobs.gate import decide
-from model import artifact, drift
+from model import artifact, drift, signing
 from model.exit_codes import ExitCode
 from model.sample_data import write_sample
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.keys import new_key_pair, session_key, session_trusted
 from tests.fixtures.models import job_env, run_job
 from tests.fixtures.service import free_port, publish_copy
+from tests.support.forgery import forge_version, sign
 from tests.support.prometheus import running_pushgateway
 
 
@@ -78,25 +80,42 @@ def test_the_bootstrap_trains_once_and_then_does_nothing(tmp_path, sample_data_d
     assert len(list((tmp_path / "models" / artifact.VERSIONS).iterdir())) == 1
 
 
-def test_after_an_upgrade_the_bootstrap_replaces_a_model_this_release_cannot_load(tmp_path, sample_data_dir):
+def signed_but_of_format_1(version_dir: Path) -> None:
+    """As a release that signed models before model formats were written."""
+    sign(version_dir, session_key())
+
+
+def unsigned(version_dir: Path) -> None:
+    """As a release before models were signed (of this format)."""
+    (version_dir / signing.SIGNATURE_FILE).unlink()
+
+
+@pytest.mark.parametrize(
+    ("written_by", "reason"),
+    [(signed_but_of_format_1, "model format 1, and this release reads format"), (unsigned, "unsigned")],
+)
+def test_after_an_upgrade_the_bootstrap_replaces_a_model_this_release_cannot_load(
+    tmp_path, sample_data_dir, written_by, reason
+):
     env = job_env(tmp_path, sample_data_dir, GENDER_SKIP_IF_PUBLISHED="true")
     first = run_job("jobs.retrain", env)
     assert first.returncode == 0, first.stdout + first.stderr
     old = artifact.current_version(tmp_path / "models")
-    # As a release before model formats wrote it, and with a score no candidate can beat: the gate
-    # must not keep a champion that the upgraded API refuses to load.
-    old_json = tmp_path / "models" / artifact.VERSIONS / old / "model.json"
-    written = json.loads(old_json.read_text())
+    # With a score no candidate can beat: the gate must not keep a champion that the upgraded API
+    # refuses to load.
+    old_dir = tmp_path / "models" / artifact.VERSIONS / old
+    written = json.loads((old_dir / "model.json").read_text())
     del written["format"]
     written["metrics"]["grouped"]["accuracy"] = 1.0
-    old_json.write_text(json.dumps(written))
+    (old_dir / "model.json").write_text(json.dumps(written))
+    written_by(old_dir)
 
     again = run_job("jobs.retrain", env)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "model format 1, and this release reads format" in again.stdout + again.stderr
+    assert reason in again.stdout + again.stderr
     assert '"decision": "promoted"' in again.stdout
     new = artifact.current_version(tmp_path / "models")
-    assert new != old and artifact.load(tmp_path / "models").version == new
+    assert new != old and artifact.load(tmp_path / "models", session_trusted()).version == new
 
 
 def test_sigterm_stops_a_retrain_at_once_and_releases_the_lock(tmp_path, sample_data_dir):
@@ -182,6 +201,44 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path, sample_data
     assert "MLflow tracking server http://127.0.0.1:9 is unreachable after" in out and "in 0.5 s" in out
     assert "Traceback" not in out
     assert artifact.current_version(tmp_path / "models") is None
+
+
+def test_retrain_without_its_signing_key_fails_naming_the_secret_and_publishes_nothing(
+    tmp_path, sample_data_dir
+):
+    missing = tmp_path / "secret" / "signing-key.pem"
+    done = run_job("jobs.retrain", job_env(tmp_path, sample_data_dir, GENDER_SIGNING_KEY_FILE=str(missing)))
+    assert done.returncode == ExitCode.USAGE
+    assert (
+        f"no signing key at {missing}: create the Secret gender-model-signing-key in namespace "
+        "gender-classifier (README: Signing keys)"
+    ) in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert artifact.current_version(tmp_path / "models") is None and not missing.exists()
+
+
+def test_retrain_refuses_to_sign_with_a_key_no_reader_trusts(tmp_path, sample_data_dir):
+    key_file, _ = new_key_pair(tmp_path / "unlisted")
+    done = run_job("jobs.retrain", job_env(tmp_path, sample_data_dir, GENDER_SIGNING_KEY_FILE=str(key_file)))
+    assert done.returncode == ExitCode.USAGE
+    assert "is not among the trusted keys in" in done.stdout and "training on" not in done.stdout
+    assert artifact.current_version(tmp_path / "models") is None
+
+
+@pytest.mark.parametrize("attacker_signs", [False, True])
+def test_the_batch_refuses_a_forged_version_before_unpickling_and_writes_nothing(
+    tmp_path, sample_data_dir, sample_model_dir, attacker_signs
+):
+    publish_copy(sample_model_dir, tmp_path / "models")
+    marker = tmp_path / "the-attackers-code-ran"
+    attacker_key = signing.signing_key(*new_key_pair(tmp_path / "attacker"), create=False)
+    forged = forge_version(tmp_path / "models", marker, attacker_key if attacker_signs else None)
+    done = run_job("jobs.batch_predict", job_env(tmp_path, sample_data_dir))
+    assert done.returncode == ExitCode.NO_MODEL
+    reason = f"signed by untrusted key '{attacker_key.key_id}'" if attacker_signs else "unsigned"
+    assert f"versions/{forged}: {reason}" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not marker.exists() and not (tmp_path / "predictions").exists()
 
 
 def test_batch_without_a_model_says_so(tmp_path, sample_data_dir):

@@ -217,7 +217,7 @@ def test_jobs_fail_at_once_on_what_a_retry_cannot_fix(kustomization):
         ], owner
 
 
-def test_make_deploy_trains_the_first_model_once_before_waiting():
+def test_make_deploy_installs_the_keys_and_trains_the_first_model_once_before_waiting():
     result = subprocess.run(
         ["make", "--dry-run", "deploy", "TAG=t"],
         cwd=CHECKOUT_DIR,
@@ -232,10 +232,16 @@ def test_make_deploy_trains_the_first_model_once_before_waiting():
         for line in result.stdout.splitlines()
         for step in (
             "kubectl apply",
+            "jobs.cluster install-keys",
             "jobs.cluster bootstrap",
             "jobs.cluster run-training",
             "jobs.cluster wait-ready",
         )
         if step in line
     ]
-    assert steps == ["kubectl apply", "jobs.cluster bootstrap", "jobs.cluster wait-ready"]
+    assert steps == [
+        "kubectl apply",
+        "jobs.cluster install-keys",
+        "jobs.cluster bootstrap",
+        "jobs.cluster wait-ready",
+    ]

@@ -16,6 +16,7 @@ import tomllib
 import pytest
 import requests
 
+from jobs.cluster import key_objects
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.support import images_docker as engine
 from tests.support.images_pods import configmaps, pods, resolved_env
@@ -83,7 +84,8 @@ def images(rendered, revision) -> dict[str, str]:
 
 @pytest.fixture
 def stack(rendered, images):
-    played = Stack(rendered)
+    # With the signing key Secret and trusted keys ConfigMap as `make deploy` installs them.
+    played = Stack([*rendered, *key_objects()])
     try:
         played.up()
         yield played

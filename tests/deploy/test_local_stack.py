@@ -21,8 +21,9 @@ import yaml
 from mlflow import MlflowClient
 
 from jobs import tracking
-from model import drift
+from model import artifact, drift
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.keys import new_key_pair
 from tests.fixtures.service import free_port
 from tests.support.polling import wait_until
 from tests.support.users import FULL_USER, ORIGINAL_EXAMPLE
@@ -157,6 +158,11 @@ def test_local_stack_end_to_end(stack, tmp_path):
     mlflow.set_tracking_uri(mlflow_url)
     in_process = mlflow.pyfunc.load_model(champion_uri).predict(users)
     assert [p.probability for p in in_process] == pytest.approx(expected, abs=1e-9)
+    # The signature travels with the logged version, and the pyfunc verifies it too.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GENDER_TRUSTED_KEYS_DIR", str(new_key_pair(tmp_path / "other-keys")[1]))
+        with pytest.raises(artifact.UntrustedVersion, match="signed by untrusted key"):
+            mlflow.pyfunc.load_model(champion_uri)
     with serve_model(champion_uri, mlflow_url, tmp_path / "serve.log") as invocations:
         served = requests.post(invocations, json={"inputs": users}, timeout=30)
         assert served.status_code == 200, served.text

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from model import signing
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.support.manifests import (
     DEPLOYABLE,
@@ -381,3 +382,38 @@ def test_cloud_overlay_scales_and_uses_external_stores(rendered):
         "valueFrom": {"secretKeyRef": {"name": "gender-mlflow-db", "key": "uri"}},
     }
     assert env["MLFLOW_ARTIFACTS_DESTINATION"]["value"].startswith("s3://")
+
+
+def key_volumes(spec: dict) -> tuple[set[str], set[str]]:
+    """The names of the pod's volumes holding (the signing key Secret, the trusted keys ConfigMap)."""
+    secret = {
+        v["name"]
+        for v in spec.get("volumes", [])
+        if v.get("secret", {}).get("secretName") == signing.SIGNING_KEY_SECRET
+    }
+    trusted = {
+        v["name"]
+        for v in spec.get("volumes", [])
+        if v.get("configMap", {}).get("name") == signing.TRUSTED_KEYS_CONFIGMAP
+    }
+    return secret, trusted
+
+
+@pytest.mark.parametrize("kustomization", DEPLOYABLE)
+def test_only_trainers_hold_the_signing_key_and_every_reader_the_trusted_keys(rendered, kustomization):
+    objects = rendered[kustomization]
+    trainers = 0
+    for owner, template in pod_templates(objects):
+        component = template["metadata"]["labels"].get("app.kubernetes.io/component")
+        secret, trusted = key_volumes(template["spec"])
+        assert bool(secret) is (component == "trainer"), f"{owner} ({component}) and the signing key"
+        assert bool(trusted) is (component in ("api", "batch", "trainer")), f"{owner} and the trusted keys"
+        trainers += component == "trainer"
+        for volume in template["spec"].get("volumes", []):
+            if volume["name"] in secret | trusted:  # the pod starts without them and says what is missing
+                assert (volume.get("secret") or volume["configMap"])["optional"] is True, owner
+        for container in containers(template["spec"]):
+            mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
+            for name in secret | trusted:
+                assert mounts[name]["readOnly"] is True, f"{owner}: {name}"
+    assert trainers >= 1

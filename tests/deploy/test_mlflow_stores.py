@@ -25,9 +25,10 @@ import sqlalchemy
 from mlflow import MlflowClient
 
 from jobs import tracking
-from model import artifact
+from model import artifact, signing
 from model.exit_codes import ExitCode
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.keys import session_trusted
 from tests.fixtures.models import job_env, run_job
 from tests.fixtures.service import Server, free_port
 from tests.fixtures.stores import Postgres
@@ -200,7 +201,7 @@ def test_the_jobs_track_into_postgresql_and_the_bucket_and_the_champion_loads_ba
     # MLflow names the pyfunc's artifact folder after the staged version directory.
     published = {key.rsplit("/", 1)[-1] for key in stored if key.startswith("artifacts/")}
     assert "MLmodel" in stored, f"the bucket holds {sorted(stored)} under {prefix}"
-    assert {artifact.MODEL_FILE, artifact.METADATA_FILE} <= published, sorted(stored)
+    assert {artifact.MODEL_FILE, artifact.METADATA_FILE, signing.SIGNATURE_FILE} <= published, sorted(stored)
 
     batch = run_job("jobs.batch_predict", env)
     assert batch.returncode == 0, batch.stdout + batch.stderr
@@ -219,7 +220,7 @@ def test_the_jobs_track_into_postgresql_and_the_bucket_and_the_champion_loads_ba
         check=False,
     )
     assert predicted.returncode == 0, predicted.stderr
-    local = artifact.load(tmp_path / "models").predictor.predict(tracking.INPUT_EXAMPLE)
+    local = artifact.load(tmp_path / "models", session_trusted()).predictor.predict(tracking.INPUT_EXAMPLE)
     assert json.loads(predicted.stdout) == [{"gender": p.gender, "probability": p.probability} for p in local]
 
 

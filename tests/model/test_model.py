@@ -18,6 +18,7 @@ from model.features import column_records
 from model.names import fold, parse_name, ssa_name_counts
 from model.pipeline import TITLE_PROBABILITY
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.keys import session_trusted
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,7 @@ def run_predict(*args: str) -> subprocess.CompletedProcess:
 
 def test_real_data_meets_the_accuracy_targets(real_model):
     model_dir, stdout = real_model
-    metadata = artifact.load(model_dir).metadata
+    metadata = artifact.load(model_dir, session_trusted()).metadata
     assert metadata["metrics"]["grouped"]["accuracy"] >= GROUPED_TARGET
     assert metadata["metrics"]["stratified"]["accuracy"] >= STRATIFIED_TARGET
     for protocol in ("grouped", "stratified"):
@@ -53,7 +54,7 @@ def test_real_data_meets_the_accuracy_targets(real_model):
 
 def test_metadata_records_what_reproduces_the_model(real_model, real_data_dir):
     model_dir, _ = real_model
-    loaded = artifact.load(model_dir)
+    loaded = artifact.load(model_dir, session_trusted())
     metadata = loaded.metadata
     assert metadata["data"]["users"]["rows"] == 1340
     assert metadata["data"]["hotels"]["rows"] == 40552
@@ -69,7 +70,7 @@ def test_metadata_records_what_reproduces_the_model(real_model, real_data_dir):
 
 
 def test_travellers_from_other_countries_meet_the_targets(real_model):
-    travellers = artifact.load(real_model[0]).metadata["travellers"]
+    travellers = artifact.load(real_model[0], session_trusted()).metadata["travellers"]
     assert travellers["source"].startswith("Wikidata")
     without, given = travellers["metrics"]["without_country"], travellers["metrics"]["with_country"]
     countries = without["accuracy_by_country"]
@@ -85,7 +86,7 @@ def test_travellers_from_other_countries_meet_the_targets(real_model):
 def test_us_first_names_never_seen_in_users_csv(real_model, real_data_dir):
     """SSA first names (the prior's US source) that users.csv lacks, each of one gender (nine in ten
     of its bearers) and weighing as many as its births, scored without a country."""
-    predictor = artifact.load(real_model[0]).predictor
+    predictor = artifact.load(real_model[0], session_trusted()).predictor
     seen = {parse_name(name).first_name for name in load_users(real_data_dir / "users.csv")["name"]}
     unseen = [
         (name, int(women > men), max(women, men))
@@ -102,7 +103,7 @@ def test_us_first_names_never_seen_in_users_csv(real_model, real_data_dir):
 
 @pytest.fixture(scope="module")
 def real_predictor(real_model):
-    return artifact.load(real_model[0]).predictor
+    return artifact.load(real_model[0], session_trusted()).predictor
 
 
 def female(predictor, user: dict) -> float:
@@ -233,7 +234,7 @@ def test_common_names_of_every_country(real_predictor, country, women, men):
 
 
 def test_first_names_never_seen_in_training_still_score(real_model):
-    predictor = artifact.load(real_model[0]).predictor
+    predictor = artifact.load(real_model[0], session_trusted()).predictor
     # Common names that are not in users.csv: the SSA prior carries them.
     predictions = predictor.predict([{"name": "Gwendolyn Park"}, {"name": "Bartholomew Park"}])
     assert [p.gender for p in predictions] == ["female", "male"]
@@ -242,7 +243,7 @@ def test_first_names_never_seen_in_training_still_score(real_model):
 
 def test_request_without_a_name_gets_an_honest_probability(real_model):
     # Age and company carry no gender signal in this data: the answer must stay near a coin flip.
-    [prediction] = artifact.load(real_model[0]).predictor.predict(
+    [prediction] = artifact.load(real_model[0], session_trusted()).predictor.predict(
         [{"age": 30, "company": "4You", "name_length": 12}]
     )
     assert 0.5 <= prediction.probability < 0.65
@@ -250,14 +251,14 @@ def test_request_without_a_name_gets_an_honest_probability(real_model):
 
 def test_missing_travel_fields_read_as_typical_not_as_zero(sample_model_dir):
     # Trained with flights and hotels: a request without them must not be scored as "never travels".
-    [prediction] = artifact.load(sample_model_dir).predictor.predict(
+    [prediction] = artifact.load(sample_model_dir, session_trusted()).predictor.predict(
         [{"age": 30, "company": "4You", "name_length": 12}]
     )
     assert 0.5 <= prediction.probability < 0.65
 
 
 def test_dataframe_row_and_json_dict_get_the_same_probability(real_model, real_data_dir):
-    predictor = artifact.load(real_model[0]).predictor
+    predictor = artifact.load(real_model[0], session_trusted()).predictor
     users = load_users(real_data_dir / "users.csv").head(50)
     from_table = predictor.female_probability(column_records(feature_columns(users)))
     from_json = [
@@ -294,7 +295,7 @@ def test_predict_cli_on_real_users(real_model, real_data_dir, tmp_path):
 
 
 def test_train_and_predict_cli_on_generated_data(sample_model_dir, sample_data_dir, tmp_path):
-    metadata = artifact.load(sample_model_dir).metadata
+    metadata = artifact.load(sample_model_dir, session_trusted()).metadata
     assert metadata["data"]["flights"]["rows"] > 0
     unlabelled = tmp_path / "unlabelled.csv"
     with open(sample_data_dir / "users.csv") as file:

@@ -14,6 +14,7 @@ from model.artifact import load
 from model.contract import FIELD_BY_NAME, FIELD_NAMES, KNOWN_COMPANIES
 from service.metrics import SCORED_FLUSH_INTERVAL_S
 from service.settings import ServiceSettings
+from tests.fixtures.keys import session_trusted
 from tests.support.metrics import sample_value
 from tests.support.polling import wait_until
 from tests.support.users import FULL_USER, ORIGINAL_EXAMPLE
@@ -346,7 +347,7 @@ def test_metrics_count_a_batch_by_predicted_class(live_service):
 
 
 def test_metrics_export_every_drift_bin_and_the_models_reference(live_service, sample_model_dir):
-    reference = load(sample_model_dir).metadata["drift_reference"]
+    reference = load(sample_model_dir, session_trusted()).metadata["drift_reference"]
     before = settled_metrics(live_service)
     exported = {
         (sample.labels["feature"], sample.labels["bin"])

@@ -16,9 +16,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from model import signing
 from model.artifact import CURRENT, MODEL_FILE, VERSIONS, current_version
 from tests.fixtures.data import CHECKOUT_DIR
+from tests.fixtures.keys import new_key_pair, session_key
 from tests.fixtures.service import API_APP, GUNICORN, publish_copy, wait_for
+from tests.support.forgery import forge_version, sign
 from tests.support.metrics import sample_value
 from tests.support.polling import wait_until
 from tests.support.raw_http import PartialRequest
@@ -155,25 +158,53 @@ def publish_bad(model_dir: Path, spoil) -> str:
     metadata = json.loads((model_dir / VERSIONS / bad / "model.json").read_text()) | {"version": bad}
     spoil(metadata, model_dir / VERSIONS / bad / MODEL_FILE)
     (model_dir / VERSIONS / bad / "model.json").write_text(json.dumps(metadata))
+    sign(model_dir / VERSIONS / bad, session_key())  # by the trainer: spoiled, not forged
     os.symlink(f"{VERSIONS}/{bad}", model_dir / "pointer")
     os.replace(model_dir / "pointer", model_dir / CURRENT)
     return bad
 
 
-@pytest.mark.parametrize(("spoil", "reason"), [(tampered, "sha256"), (of_an_older_format, "model format 1")])
+def corrupt(model_dir: Path, marker: Path) -> str:
+    return publish_bad(model_dir, tampered)
+
+
+def older_format(model_dir: Path, marker: Path) -> str:
+    return publish_bad(model_dir, of_an_older_format)
+
+
+def forged(model_dir: Path, marker: Path) -> str:
+    """The issue's attack: a version written straight into the volume, consistent but unsigned."""
+    return forge_version(model_dir, marker)
+
+
+def forged_and_signed_by_the_attacker(model_dir: Path, marker: Path) -> str:
+    attacker = signing.signing_key(*new_key_pair(marker.parent / "attacker"), create=False)
+    return forge_version(model_dir, marker, attacker)
+
+
+@pytest.mark.parametrize(
+    ("publish", "reason", "outcome"),
+    [
+        (corrupt, "sha256", "refused"),
+        (older_format, "model format 1", "refused"),
+        (forged, "unsigned", "untrusted"),
+        (forged_and_signed_by_the_attacker, "signed by untrusted key", "untrusted"),
+    ],
+)
 def test_a_bad_version_is_refused_once_and_the_old_model_keeps_serving(
-    start_service, sample_model_dir, tmp_path, spoil, reason
+    start_service, sample_model_dir, tmp_path, publish, reason, outcome
 ):
     model_dir = tmp_path / "models"
     good = publish_copy(sample_model_dir, model_dir)
     server = start_service(model_dir=model_dir, reload_interval_s=FAST_RELOAD_S, workers=WORKERS)
     wait_for(server, "/readyz")
 
-    bad = publish_bad(model_dir, spoil)
+    marker = tmp_path / "the-attackers-code-ran"
+    bad = publish(model_dir, marker)
 
-    def refused() -> float:
+    def refused(counted: str = outcome) -> float:
         text = requests.get(f"{server.url}/metrics").text
-        return sample_value(text, "gender_api_model_loads_total", outcome="refused")
+        return sample_value(text, "gender_api_model_loads_total", outcome=counted)
 
     wait_until(
         lambda: refused() >= WORKERS, 10, FAST_RELOAD_S, lambda: f"{refused()} of {WORKERS} workers refused"
@@ -181,6 +212,8 @@ def test_a_bad_version_is_refused_once_and_the_old_model_keeps_serving(
     assert refused() == WORKERS  # each worker checked it once
     time.sleep(10 * FAST_RELOAD_S)
     assert refused() == WORKERS, "a refused version is remembered, not retried every interval"
+    assert refused(({"refused", "untrusted"} - {outcome}).pop()) == 0, "an attack is told from a corrupt file"
+    assert not marker.exists()
 
     for _ in range(10):
         answer = requests.post(f"{server.url}/predict_gender", json=ORIGINAL_EXAMPLE)
@@ -189,6 +222,7 @@ def test_a_bad_version_is_refused_once_and_the_old_model_keeps_serving(
     assert requests.get(f"{server.url}/readyz").status_code == 200
     refusals = [json.loads(line) for line in server.log().splitlines() if "refused" in line]
     assert refusals and refusals[0]["model_version"] == bad and reason in refusals[0]["reason"]
+    assert refusals[0]["outcome"] == outcome
 
     recovered = publish_copy(sample_model_dir, model_dir)
 
@@ -201,6 +235,26 @@ def test_a_bad_version_is_refused_once_and_the_old_model_keeps_serving(
         FAST_RELOAD_S,
         lambda: f"still serving {serving()}, not the new good version {recovered}",
     )
+
+
+def test_without_trusted_keys_it_stays_unready_saying_so_and_serves_once_they_appear(
+    start_service, sample_model_dir, tmp_path
+):
+    model_dir = tmp_path / "models"
+    version = publish_copy(sample_model_dir, model_dir)
+    trusted_dir = tmp_path / "trusted"  # the ConfigMap's mount, not there yet
+    server = start_service(
+        model_dir=model_dir, trusted_keys_dir=trusted_dir, reload_interval_s=FAST_RELOAD_S, workers=WORKERS
+    )
+    answer = requests.get(f"{server.url}/readyz")
+    assert (
+        answer.status_code == 503 and f"no trusted keys in {trusted_dir}" in answer.json()["error"]["message"]
+    )
+    assert f"no trusted keys in {trusted_dir}" in server.log()
+
+    shutil.copytree(os.environ["GENDER_TRUSTED_KEYS_DIR"], trusted_dir)
+    wait_for(server, "/readyz", timeout_s=5)
+    assert requests.get(f"{server.url}/version").json()["version"] == version
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_turns_readiness_off(

@@ -1,8 +1,9 @@
 """The rendered manifests' pods as `docker run` arguments, one small function per concept.
 
 Docker plays the cluster: a network on which containers answer by their Service names, named
-volumes for the PersistentVolumeClaims, tmpfs for emptyDirs, read-only bind mounts of the rendered
-ConfigMaps' files, init containers run to completion before the pod's container. A field this
+volumes for the PersistentVolumeClaims, tmpfs for emptyDirs, read-only bind mounts of the
+ConfigMaps' and Secrets' files (an optional one that does not exist is an empty directory, as kubelet
+mounts it), init containers run to completion before the pod's container. A field this
 translation does not know fails the test rather than being dropped silently, so the containers run
 as the manifests say.
 """
@@ -108,7 +109,7 @@ def check_supported(pod: Pod) -> None:
         problems.append(f"{len(pod.spec['containers'])} containers (one is played)")
     problems += [f"container field {field}" for field in sorted(set(pod.container) - CONTAINER_FIELDS)]
     problems += [
-        f"volume {v['name']} (only persistentVolumeClaim, emptyDir and a whole configMap)"
+        f"volume {v['name']} (only persistentVolumeClaim, emptyDir and a whole configMap or secret)"
         for v in pod.spec.get("volumes", [])
         if not _playable(v)
     ]
@@ -116,9 +117,21 @@ def check_supported(pod: Pod) -> None:
         pytest.fail(f"{pod.owner}: the Docker translation does not handle: {', '.join(problems)}")
 
 
+def file_volume(volume: dict) -> tuple[str, str] | None:
+    """(kind, name) of the ConfigMap or Secret whose files a volume holds; None for other volumes."""
+    if "configMap" in volume:
+        return "ConfigMap", volume["configMap"]["name"]
+    if "secret" in volume:
+        return "Secret", volume["secret"]["secretName"]
+    return None
+
+
 def _playable(volume: dict) -> bool:
-    if "configMap" in volume:  # all its keys as files (the play mounts them read-only, mode 0444)
-        return set(volume["configMap"]) <= {"name", "defaultMode"}
+    # All its keys as files (the play mounts them read-only, mode 0444, whatever defaultMode says).
+    if "configMap" in volume:
+        return set(volume["configMap"]) <= {"name", "defaultMode", "optional"}
+    if "secret" in volume:
+        return set(volume["secret"]) <= {"secretName", "defaultMode", "optional"}
     return bool({"persistentVolumeClaim", "emptyDir"} & set(volume))
 
 
@@ -244,22 +257,22 @@ def alias_args(pod: Pod, services: list[dict]) -> list[str]:
     ]
 
 
-def mount_args(pod: Pod, claims: dict[str, Claim], configmap_dirs: dict[str, str]) -> list[str]:
+def mount_args(pod: Pod, claims: dict[str, Claim], file_dirs: dict[tuple[str, str], str]) -> list[str]:
     volumes = {v["name"]: v for v in pod.spec.get("volumes", [])}
     return [
-        _mount(mount, volumes[mount["name"]], claims, configmap_dirs)
+        _mount(mount, volumes[mount["name"]], claims, file_dirs)
         for mount in pod.container.get("volumeMounts", [])
     ]
 
 
-def _mount(mount: dict, volume: dict, claims: dict[str, Claim], configmap_dirs: dict[str, str]) -> str:
+def _mount(mount: dict, volume: dict, claims: dict[str, Claim], file_dirs: dict[tuple[str, str], str]) -> str:
     path = mount["mountPath"]
     if "emptyDir" in volume:
         return f"--tmpfs={path}:{tmpfs_options(volume['emptyDir'])}"
-    if "configMap" in volume:
+    if (source := file_volume(volume)) is not None:
         if "subPath" in mount:
-            pytest.fail(f"volume {volume['name']}: a subPath of a configMap is not played")
-        return f"--mount=type=bind,src={configmap_dirs[volume['configMap']['name']]},dst={path},readonly"
+            pytest.fail(f"volume {volume['name']}: a subPath of a {source[0]} is not played")
+        return f"--mount=type=bind,src={file_dirs[source]},dst={path},readonly"
     pvc = volume["persistentVolumeClaim"]
     claim = claims[pvc["claimName"]]
     read_only = ",readonly" if mount.get("readOnly") or pvc.get("readOnly") else ""
@@ -314,10 +327,10 @@ def run_args(
     labels: list[str],
     objects: list[dict],
     claims: dict[str, Claim],
-    configmap_dirs: dict[str, str],
+    file_dirs: dict[tuple[str, str], str],
 ) -> list[str]:
-    """`docker run` arguments for the pod's container, detached (`configmap_dirs`: each ConfigMap's
-    files in a host directory, by the ConfigMap's name)."""
+    """`docker run` arguments for the pod's container, detached (`file_dirs`: each ConfigMap's and
+    Secret's files in a host directory, by (kind, name))."""
     check_supported(pod)
     entrypoint, trailing = command_args(pod.container)
     services = [o for o in objects if o["kind"] == "Service"]
@@ -332,7 +345,7 @@ def run_args(
         *security_args(pod.container),
         *resource_args(pod.container),
         *env_args(pod.container, configmaps(objects)),
-        *mount_args(pod, claims, configmap_dirs),
+        *mount_args(pod, claims, file_dirs),
         *port_args(pod.container),
         *entrypoint,
         pod.container["image"],

@@ -3,10 +3,11 @@
 Kubelet's part is played too: before a pod's container starts, a one-off root container applies the
 pod's fsGroup to each claim it mounts and creates missing subPath directories (fresh named volumes
 are root-owned, and UID 10001 could not write to them otherwise); the pod's init containers run
-first, each to a zero exit; each rendered ConfigMap's files wait in a host directory for the
-containers that mount it.
+first, each to a zero exit; each ConfigMap's and Secret's files wait in a host directory for the
+containers that mount it (an empty one for an optional object the objects do not hold).
 """
 
+import base64
 import io
 import secrets
 import shutil
@@ -17,7 +18,16 @@ from pathlib import Path
 import requests
 
 from tests.support import images_docker as engine
-from tests.support.images_pods import VOLUME_ROOT, Claim, Pod, claim_setups, pods, probe_port, run_args
+from tests.support.images_pods import (
+    VOLUME_ROOT,
+    Claim,
+    Pod,
+    claim_setups,
+    file_volume,
+    pods,
+    probe_port,
+    run_args,
+)
 
 RUN_LABEL = "gender-classifier.test-run"
 # A Job runs until its activeDeadlineSeconds, but never longer than this here.
@@ -27,6 +37,13 @@ DEFAULT_PROBE = {"periodSeconds": 10, "failureThreshold": 3, "initialDelaySecond
 INIT_TIMEOUT_S = 300
 
 
+def object_files(obj: dict) -> dict[str, bytes]:
+    """The files kubelet makes of a ConfigMap's data or a Secret's (base64) data."""
+    if obj.get("kind") == "Secret":
+        return {key: base64.b64decode(value) for key, value in obj.get("data", {}).items()}
+    return {key: value.encode() for key, value in obj.get("data", {}).items()}
+
+
 class Stack:
     def __init__(self, objects: list[dict]):
         self.objects = objects
@@ -34,7 +51,7 @@ class Stack:
         self.run = f"gender-test-{secrets.token_hex(3)}"
         self.label = f"{RUN_LABEL}={self.run}"
         self.claims: dict[str, Claim] = {}
-        self.configmap_dirs: dict[str, str] = {}
+        self.file_dirs: dict[tuple[str, str], str] = {}
         self.started: dict[str, Pod] = {}  # container name -> its pod
 
     def up(self) -> None:
@@ -48,15 +65,21 @@ class Stack:
                 "volume", "inspect", "--format", "{{.Mountpoint}}", volume
             ).stdout.strip()
             self.claims[claim] = Claim(volume, mountpoint)
-        files = Path(tempfile.mkdtemp(prefix=f"{self.run}-configmaps-"))
+        files = Path(tempfile.mkdtemp(prefix=f"{self.run}-files-"))
         files.chmod(0o755)  # the containers' user reads below it
-        for configmap in (o for o in self.objects if o["kind"] == "ConfigMap"):
-            folder = files / configmap["metadata"]["name"]
-            folder.mkdir(mode=0o755)
-            for key, value in configmap.get("data", {}).items():
-                (folder / key).write_text(value)
+        held = {
+            (o["kind"], o["metadata"]["name"]): o
+            for o in self.objects
+            if o["kind"] in ("ConfigMap", "Secret")
+        }
+        mounted = {file_volume(v) for pod in self.pods.values() for v in pod.spec.get("volumes", [])}
+        for kind, name in (set(held) | mounted) - {None}:
+            folder = files / kind / name
+            folder.mkdir(mode=0o755, parents=True)
+            for key, value in object_files(held.get((kind, name), {})).items():
+                (folder / key).write_bytes(value)
                 (folder / key).chmod(0o444)
-            self.configmap_dirs[configmap["metadata"]["name"]] = str(folder)
+            self.file_dirs[kind, name] = str(folder)
 
     def down(self) -> None:
         """Remove every container, volume and the network this run made (labelled with its name),
@@ -70,7 +93,7 @@ class Stack:
         if volumes.stdout.split():
             engine.docker("volume", "rm", "--force", *volumes.stdout.split(), check=False)
         engine.docker("network", "rm", self.run, check=False)
-        for folder in {str(Path(d).parent) for d in self.configmap_dirs.values()}:
+        for folder in {str(Path(d).parents[1]) for d in self.file_dirs.values()}:
             shutil.rmtree(folder, ignore_errors=True)
 
     def start(self, owner: str) -> str:
@@ -86,9 +109,7 @@ class Stack:
 
     def _start(self, pod: Pod, name: str) -> str:
         self._prepare_claims(pod)
-        engine.docker(
-            *run_args(pod, name, self.run, [self.label], self.objects, self.claims, self.configmap_dirs)
-        )
+        engine.docker(*run_args(pod, name, self.run, [self.label], self.objects, self.claims, self.file_dirs))
         self.started[name] = pod
         return name
 

@@ -253,6 +253,8 @@ class KubeStub:
         self.pods: dict[str, dict] = {}
         self.events: list[dict] = []
         self.deployments: dict[str, tuple[dict, list[dict]]] = {}
+        # ("secrets" or "configmaps", name) -> the object as created
+        self.stored: dict[tuple[str, str], dict] = {}
         self.job_outcome = "succeed"  # or "fail", or "hang" (stays Running)
         # "ImagePullBackOff", "Unschedulable" or "Multi-Attach": the pod stays Pending for that reason.
         self.pending_cause: str | None = None
@@ -326,6 +328,8 @@ class KubeStub:
                     return 200, self._list_events(query.get("fieldSelector", [""])[0])
                 case ("apps", "deployments", "get"):
                     return self._poll_deployment(name)
+                case ("", "secrets" | "configmaps", "create"):
+                    return self._create_stored(permission.resource, json.loads(body))
             return 404, status_object(404, "NotFound", "the server could not find the requested resource")
 
     def add_cronjob(self, manifest: dict) -> None:
@@ -333,6 +337,15 @@ class KubeStub:
         stored = copy.deepcopy(manifest)
         stored["metadata"] |= meta(stored["metadata"]["name"], self.namespace)
         self.cronjobs[stored["metadata"]["name"]] = stored | {"status": {}}
+
+    def _create_stored(self, resource: str, obj: dict) -> tuple[int, dict]:
+        name = obj["metadata"]["name"]
+        if (resource, name) in self.stored:
+            message = f'{resource} "{name}" already exists'
+            return 409, status_object(409, "AlreadyExists", message, {"name": name, "kind": resource})
+        obj["metadata"] |= meta(name, self.namespace)
+        self.stored[resource, name] = obj
+        return 201, obj
 
     def _create_job(self, job: dict) -> tuple[int, dict]:
         self.created.append(job)
