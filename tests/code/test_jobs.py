@@ -153,7 +153,13 @@ def test_an_unwritable_model_volume_is_one_line_naming_the_path_and_uid(capsys, 
         for path in (root, root / "data", root / "data" / "users.csv"):
             path.chmod(0o755)
         models.chmod(0o555)
-        for name, value in job_env(root, root / "data").items():
+        # A key pair that UID may read (the session's private key is for its owner alone).
+        key_file, trusted_dir = new_key_pair(root / "keys")
+        key_file.chmod(0o644)
+        for path in (root / "keys", trusted_dir):
+            path.chmod(0o755)
+        keys = {"GENDER_SIGNING_KEY_FILE": str(key_file), "GENDER_TRUSTED_KEYS_DIR": str(trusted_dir)}
+        for name, value in job_env(root, root / "data", **keys).items():
             monkeypatch.setenv(name, value)
         uid = NOBODY if os.geteuid() == 0 else os.geteuid()
         with effective_uid(uid):
