@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.service",
     "tests.fixtures.stores",
+    "tests.fixtures.tracking",
 ]
