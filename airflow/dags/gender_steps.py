@@ -14,6 +14,7 @@ from typing import Literal
 
 from airflow.providers.cncf.kubernetes.operators.job import KubernetesJobOperator
 from airflow.sdk.exceptions import AirflowException
+from kubernetes.client.exceptions import ApiException
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -122,6 +123,13 @@ class CronJobTemplateOperator(KubernetesJobOperator):
             **kwargs,
         )
 
+    def execute(self, context):
+        try:
+            return super().execute(context)
+        except ApiException as error:  # no rights, a namespace that does not exist, ...
+            message = api_message(error)
+            raise AirflowException(f"the Kubernetes API refused {self.task_id}: {message}") from None
+
     def get_pods(self, pod_request_obj, context, *, exclude_checked: bool = True):
         deadline = time.monotonic() + self.startup_timeout_seconds
         while True:
@@ -157,6 +165,14 @@ class CronJobTemplateOperator(KubernetesJobOperator):
             name=job.name, namespace=job.namespace, propagation_policy="Foreground"
         )
         raise AirflowException(f"Kubernetes Job {job.name} deleted: {why}")
+
+
+def api_message(error: ApiException) -> str:
+    """The API server's own words: its Status message, else the HTTP status and reason."""
+    try:
+        return json.loads(error.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return f"{error.status} {error.reason}"
 
 
 def pending_reason(pod) -> str | None:

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from jobs import tracking
 from model import artifact
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.support.airflow_venv import DAGS, migrate, run_dag
+from tests.support.airflow_venv import DAGS, run_dag
 from tests.support.manifests import find, rendered_objects
 
 pytestmark = pytest.mark.slow
@@ -35,13 +35,6 @@ AIRFLOW_POD_LABELS = {
     "dag_id", "task_id", "run_id", "try_number", "kubernetes_pod_operator", "airflow_version",
     "airflow_kpo_in_cluster",
 }  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("airflow-home")
-    migrate(home)
-    return home
 
 
 def test_the_generated_job_files_are_current(tmp_path):
