@@ -27,4 +27,6 @@ Airflow: $AIRFLOW__API__BASE_URL   (DAG gender_weekly, mode $GENDER_AIRFLOW_MODE
 Log in as admin with the password Airflow writes to $PASSWORDS
 once it has started (printed below as well). Ctrl-C stops it.
 START
-exec .tools/airflow/bin/airflow standalone
+# standalone starts each component as `airflow ...` from PATH.
+export PATH=$PWD/.tools/airflow/bin:$PATH
+exec airflow standalone
