@@ -5,8 +5,8 @@ that nothing of them is written twice: schedule.json holds the retrain CronJob's
 zone; retrain.json and batch_predict.json are the Jobs of the retrain and batch CronJobs' job
 templates as `kubectl kustomize OVERLAY` renders them, as `kubectl create job --from=cronjob/...`
 would make them; drift_report.json is the batch Job running jobs.drift_report instead. git-sync
-carries the folder to the cluster's Airflow with the DAG. tests/airflow/test_dag.py fails when the
-committed files are out of date.
+carries the folder to the cluster's Airflow with the DAG. schedule.json names the overlay;
+tests/airflow/test_dag.py renders that one again and fails when the committed files are out of date.
 
     python scripts/airflow_jobs.py [--overlay OVERLAY] [--out OUT]
 """
@@ -78,7 +78,8 @@ def airflow_jobs(objects: list[dict], overlay: Path) -> dict[str, dict]:
     schedule = cronjob(objects, SCHEDULE_CRONJOB, overlay)
     files = {
         "schedule.json": {
-            "generated_from": f"{overlay.as_posix()} by scripts/airflow_jobs.py (make airflow-jobs)",
+            "generated_by": "scripts/airflow_jobs.py (make airflow-jobs)",
+            "overlay": overlay.as_posix(),
             "schedule": schedule["spec"]["schedule"],
             "timezone": schedule["spec"]["timeZone"],
         }
