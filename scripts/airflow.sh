@@ -3,11 +3,12 @@
 # 127.0.0.1:$AIRFLOW_PORT with its SQLite database under var/airflow, the DAG gender_weekly loaded
 # from airflow/dags in local mode: its steps run scripts/stack.sh against the local stack (`make up`;
 # this shell's DATA_DIR, MLFLOW_PORT, PUSHGATEWAY_PORT, STACK_DIR pass through to them).
+# AIRFLOW_HOME moves Airflow's state elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 AIRFLOW_PORT=${AIRFLOW_PORT:-5800}
-export AIRFLOW_HOME=$PWD/var/airflow
+export AIRFLOW_HOME=${AIRFLOW_HOME:-$PWD/var/airflow}
 export AIRFLOW__CORE__DAGS_FOLDER=$PWD/airflow/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__API__HOST=127.0.0.1
