@@ -68,9 +68,14 @@ NODE_STAMP := $(NODE_TOOLS)/.installed-argo-cd$(ARGO_CD_MODELS)-flux-cd$(FLUX_CD
 MLFLOW_VENV := .tools/mlflow
 MLFLOW_STAMP := $(MLFLOW_VENV)/.installed-$(shell sha256sum requirements/mlflow.txt | cut -c1-12)
 
+# Airflow and its Kubernetes provider clash with the app's pins: their own venv, every package pinned
+# and hashed in airflow/requirements.txt (`make airflow-lock`); re-made when that file changes.
+AIRFLOW_VENV := .tools/airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell sha256sum airflow/requirements.txt | cut -c1-12)
+
 .PHONY: tools manifests-check prometheus-rule
 
-tools: $(TOOLS_STAMP) $(NODE_STAMP) $(MLFLOW_STAMP) ## Install the manifest validators: kubernetes-validate, checkov (.tools/venv), Argo CD, Flux and Prometheus Operator models (.tools/node); the MLflow image's server (.tools/mlflow)
+tools: $(TOOLS_STAMP) $(NODE_STAMP) $(MLFLOW_STAMP) $(AIRFLOW_STAMP) ## Install the manifest validators: kubernetes-validate, checkov (.tools/venv), Argo CD, Flux and Prometheus Operator models (.tools/node); the MLflow image's server (.tools/mlflow); Airflow (.tools/airflow)
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install -q --upgrade pip
@@ -91,12 +96,37 @@ $(MLFLOW_STAMP): requirements/mlflow.txt
 	$(MLFLOW_VENV)/bin/pip install -q --require-hashes --no-deps -r requirements/mlflow.txt
 	rm -f $(MLFLOW_VENV)/.installed-* && touch $@
 
+$(AIRFLOW_STAMP): airflow/requirements.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install -q --upgrade pip
+	$(AIRFLOW_VENV)/bin/pip install -q --require-hashes --no-deps -r airflow/requirements.txt
+	rm -f $(AIRFLOW_VENV)/.installed-* && touch $@
+
 manifests-check: venv tools ## Render every kustomization, validate it (k8s 1.30 and newest, GitOps objects against their CRDs), run checkov and the structural tests
 	$(BIN)/python -m pytest tests/deploy/test_manifests.py tests/deploy/test_gitops.py tests/deploy/test_cloud.py \
 		tests/deploy/test_monitoring.py $(PYTEST_ARGS)
 
 prometheus-rule: venv ## Regenerate components/monitoring-operator/prometheusrule.yaml from components/monitoring/prometheus/rules.yaml
 	$(BIN)/python scripts/prometheus_rule.py
+
+# --- Airflow: the DAG gender_weekly (airflow/) ------------------------------------------
+.PHONY: airflow airflow-venv airflow-jobs airflow-lock
+
+AIRFLOW_PORT ?= 5800
+# The overlay whose CronJobs the DAG's cluster mode copies (scripts/airflow_jobs.py).
+AIRFLOW_OVERLAY ?= manifests/overlays/minikube
+
+airflow-venv: $(AIRFLOW_STAMP) ## Install Airflow 3 and its Kubernetes provider into .tools/airflow (also part of `make tools`)
+
+airflow: airflow-venv ## Airflow standalone on 127.0.0.1:5800 (AIRFLOW_PORT), SQLite under var/airflow, the DAG gender_weekly in local mode against the local stack
+	AIRFLOW_PORT=$(AIRFLOW_PORT) scripts/airflow.sh
+
+airflow-jobs: venv ## Regenerate airflow/dags/gender_jobs/ (the DAG's schedule and Jobs) from AIRFLOW_OVERLAY's rendered CronJobs
+	$(BIN)/python scripts/airflow_jobs.py --overlay $(AIRFLOW_OVERLAY)
+
+airflow-lock: venv ## Resolve airflow/requirements.txt again (pinned, hashed) from airflow/requirements.in on PyPI
+	$(UV) pip compile --quiet --universal --generate-hashes --python-version 3.11 \
+		--custom-compile-command "make airflow-lock" airflow/requirements.in -o airflow/requirements.txt
 
 clean: ## Remove var/ (local models, data, logs) and caches
 	rm -rf var .pytest_cache .ruff_cache reports

@@ -3,6 +3,8 @@
 # retrain against them.
 #   scripts/stack.sh up     start (idempotent), train, wait until the API is ready
 #   scripts/stack.sh down   stop everything
+#   scripts/stack.sh retrain|batch|drift   run one job against the running stack (the DAG
+#                           gender_weekly's steps in local mode), its log also in var/log
 # Settings: DATA_DIR (your users.csv [hotels.csv] [flights.csv]; default: generated sample data),
 # API_PORT (5000; 5050 when 5000 is taken), MLFLOW_PORT (5500), PROMETHEUS_PORT (9090),
 # PUSHGATEWAY_PORT (9091), PROMETHEUS_INTERVAL (scrape and rule evaluation, 15s), STACK_DIR (var).
@@ -124,10 +126,16 @@ down() {
   rm -f "$PID_FILE"
 }
 
+job() {  # MODULE LOG_NAME: the job's output on stdout and appended to its log; its exit code
+  mkdir -p "$LOG_DIR"
+  .venv/bin/python -m "$1" 2>&1 | tee -a "$LOG_DIR/$2.log"
+}
+
 case ${1:-} in
   up) up ;;
   down) down ;;
-  batch) .venv/bin/python -m jobs.batch_predict 2>&1 | tee -a "$LOG_DIR/batch.log" ;;
-  retrain) .venv/bin/python -m jobs.retrain 2>&1 | tee -a "$LOG_DIR/retrain.log" ;;
-  *) echo "usage: $0 up|down|batch|retrain" >&2; exit 2 ;;
+  batch) job jobs.batch_predict batch ;;
+  retrain) job jobs.retrain retrain ;;
+  drift) job jobs.drift_report drift ;;
+  *) echo "usage: $0 up|down|batch|retrain|drift" >&2; exit 2 ;;
 esac

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.service",
     "tests.fixtures.stores",
+    "tests.fixtures.tracking",
 ]

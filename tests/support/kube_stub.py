@@ -5,7 +5,10 @@ PodList, EventList, Deployment and Status objects), keeps state (a created Job g
 runs, then succeeds or fails, or stays Pending for a given cause; a Deployment's status advances
 on each GET), streams pod logs as `follow=true` does, and records every request both as
 (method, path) and as the RBAC permission it needs, parsed like the API server's RequestInfo.
-Like an RBAC authorizer it refuses, 403, what the Role gender-cluster-cli does not grant.
+Like an RBAC authorizer it refuses, 403, what the Role gender-cluster-cli (or the rights given)
+does not grant. With `pods_on_create` a Job's pod exists as soon as the Job does, as the Job
+controller makes it, and each GET of the Job, its status or its pod moves it on: what Airflow's
+KubernetesJobOperator, which looks for the pod before it asks for the Job, needs.
 """
 
 import copy
@@ -13,6 +16,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import NamedTuple
@@ -60,10 +64,31 @@ def request_permission(method: str, path: str, query: dict[str, list[str]]) -> P
         rest = rest[2:]
     resource, name, subresource = [*rest, "", ""][:3]
     if method == "GET":
-        verb = "get" if name else ("watch" if query.get("watch") == ["true"] else "list")
+        verb = "get" if name else ("watch" if is_true(query.get("watch")) else "list")
     else:
         verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
     return Permission(group, f"{resource}/{subresource}" if subresource else resource, verb)
+
+
+def is_true(values: list[str] | None) -> bool:
+    """A boolean query parameter: `true`, or `True` as the Python client writes it."""
+    return values is not None and values[-1].lower() == "true"
+
+
+def selects(selector: str, labels: dict[str, str]) -> bool:
+    """Whether a label selector's terms (`k=v`, `k!=v`, `!k`) all hold for these labels."""
+    for term in filter(None, selector.split(",")):
+        if term.startswith("!"):
+            held = term[1:] not in labels
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            held = labels.get(key) != value
+        else:
+            key, value = term.split("=", 1)
+            held = labels.get(key) == value
+        if not held:
+            return False
+    return True
 
 
 def role_permissions(role: dict) -> set[Permission]:
@@ -84,12 +109,11 @@ def cli_role() -> dict:
     return role
 
 
-def forbidden(permission: Permission, name: str, namespace: str) -> tuple[int, dict]:
+def forbidden(permission: Permission, name: str, namespace: str, user: str) -> tuple[int, dict]:
     """The Status of an RBAC denial, as the API server's authorization filter words it."""
     resource, _, subresource = permission.resource.partition("/")
     qualified = f"{resource}.{permission.group}" if permission.group else resource
     subject = f"{qualified} {json.dumps(name)}" if name else qualified
-    user = f"system:serviceaccount:{namespace}:{CLI_ROLE}"
     message = (
         f'{subject} is forbidden: User "{user}" cannot {permission.verb} resource "{resource}"'
         + (f' with subresource "{subresource}"' if subresource else "")
@@ -242,9 +266,17 @@ def rollout(name: str, namespace: str, replicas: int = 2) -> tuple[dict, list[di
 class KubeStub:
     """State and request log of the stand-in API server; `with KubeStub() as stub:` serves it."""
 
-    def __init__(self, namespace: str = "gender-classifier", granted: set[Permission] | None = None) -> None:
+    def __init__(
+        self,
+        namespace: str = "gender-classifier",
+        granted: set[Permission] | None = None,
+        user: str | None = None,
+        pods_on_create: bool = False,
+    ) -> None:
         self.namespace = namespace
         self.granted = role_permissions(cli_role()) if granted is None else granted
+        self.user = user or f"system:serviceaccount:{namespace}:{CLI_ROLE}"
+        self.pods_on_create = pods_on_create
         self.requests: list[tuple[str, str]] = []
         self.permissions: list[Permission] = []  # asked for, granted or not
         self.cronjobs = {"gender-retrain": cronjob("gender-retrain", namespace)}
@@ -303,26 +335,36 @@ class KubeStub:
             except (IndexError, KeyError):
                 return 404, status_object(404, "NotFound", "the server could not find the requested resource")
             self.permissions.append(permission)
-            name = split.path.rstrip("/").split("/")[-2 if permission.resource == "pods/log" else -1]
+            name = split.path.rstrip("/").split("/")[-2 if "/" in permission.resource else -1]
             if permission not in self.granted:
-                return forbidden(permission, name if permission.verb != "list" else "", self.namespace)
+                named = name if permission.verb not in ("list", "create") else ""
+                return forbidden(permission, named, self.namespace, self.user)
             match permission:
                 case ("batch", "cronjobs", "get"):
                     found = self.cronjobs.get(name)
                     return (200, found) if found else not_found("cronjobs", "batch", name)
                 case ("batch", "jobs", "create"):
                     return self._create_job(json.loads(body))
-                case ("batch", "jobs", "get"):
+                case ("batch", "jobs" | "jobs/status", "get"):
                     return (
                         (200, self._poll_job(name)) if name in self.jobs else not_found("jobs", "batch", name)
                     )
+                case ("batch", "jobs", "delete"):
+                    return self._delete_job(name)
                 case ("batch", "jobs", "list"):
                     return 200, object_list("JobList", "batch/v1", list(self.jobs.values()))
                 case ("", "pods", "list"):
                     return 200, self._list_pods(query.get("labelSelector", [""])[0])
+                case ("", "pods", "get"):
+                    return self._get_pod(name)
+                case ("", "pods", "patch"):
+                    return self._patch_pod(name, json.loads(body))
                 case ("", "pods/log", "get"):
                     return self._pod_log(
-                        name, query.get("container", [""])[0], query.get("follow") == ["true"]
+                        name,
+                        query.get("container", [""])[0],
+                        is_true(query.get("follow")),
+                        is_true(query.get("timestamps")),
                     )
                 case ("", "events", "list"):
                     return 200, self._list_events(query.get("fieldSelector", [""])[0])
@@ -365,7 +407,31 @@ class KubeStub:
         template_meta["labels"] |= dict.fromkeys(JOB_LABELS[1::2], name)
         stored |= {"spec": spec | {"selector": {"matchLabels": selector}}, "status": {}}
         self.jobs[name] = stored
+        if self.pods_on_create:
+            self._poll_job(name)
         return 201, stored
+
+    def _delete_job(self, name: str) -> tuple[int, dict]:
+        if self.jobs.pop(name, None) is None:
+            return not_found("jobs", "batch", name)
+        self.pods = {key: pod for key, pod in self.pods.items() if owner_job(pod) != name}
+        self._changed.notify_all()
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+
+    def _get_pod(self, name: str) -> tuple[int, dict]:
+        """A pod, after a poll of its Job: time passes for the Job whichever of the two is asked."""
+        if name not in self.pods:
+            return not_found("pods", "", name)
+        if owner_job(self.pods[name]) in self.jobs:
+            self._poll_job(owner_job(self.pods[name]))
+        return 200, self.pods[name]
+
+    def _patch_pod(self, name: str, patch: dict) -> tuple[int, dict]:
+        """A merge patch of a pod's labels (the only field a client here patches)."""
+        if name not in self.pods:
+            return not_found("pods", "", name)
+        self.pods[name]["metadata"]["labels"] |= patch.get("metadata", {}).get("labels", {})
+        return 200, self.pods[name]
 
     def _poll_job(self, name: str) -> dict:
         polls = self._job_polls[name] = self._job_polls.get(name, 0) + 1
@@ -393,8 +459,7 @@ class KubeStub:
         return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec, "status": {}}
 
     def _list_pods(self, selector: str) -> dict:
-        wanted = dict(term.split("=", 1) for term in selector.split(",") if term)
-        pods = [pod for pod in self.pods.values() if wanted.items() <= pod["metadata"]["labels"].items()]
+        pods = [pod for pod in self.pods.values() if selects(selector, pod["metadata"]["labels"])]
         return object_list("PodList", "v1", pods)
 
     def _list_events(self, selector: str) -> dict:
@@ -402,8 +467,11 @@ class KubeStub:
         events = [e for e in self.events if all(field(e, path) == value for path, value in wanted)]
         return object_list("EventList", "v1", events)
 
-    def _pod_log(self, name: str, container: str, follow: bool) -> tuple[int, dict | Iterator[str]]:
-        """A container's log; the CLI streams it, so the stub serves follow=true only."""
+    def _pod_log(
+        self, name: str, container: str, follow: bool, timestamps: bool = False
+    ) -> tuple[int, dict | Iterator[str]]:
+        """A container's log; the clients stream it, so the stub serves follow=true only. With
+        timestamps=true each line starts with its time, as the kubelet writes it."""
         pod = self.pods.get(name)
         if pod is None:
             return not_found("pods", "", name)
@@ -415,12 +483,12 @@ class KubeStub:
         if pod["status"]["phase"] == "Pending":
             message = f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating'
             return 400, status_object(400, "BadRequest", message)
-        return 200, self._follow_log(pod)
+        return 200, self._follow_log(pod, f"{STARTED_AT} " if timestamps else "")
 
     def _log(self, pod: dict) -> list[str]:
         return self.log_lines[:LINES_WHILE_RUNNING] if pod["status"]["phase"] == "Running" else self.log_lines
 
-    def _follow_log(self, pod: dict) -> Iterator[str]:
+    def _follow_log(self, pod: dict, prefix: str = "") -> Iterator[str]:
         """What follow=true streams: the log so far, then each new line, until the container ends."""
         sent = 0
         while True:
@@ -428,7 +496,7 @@ class KubeStub:
                 while not self._log_ended(pod) and len(self._log(pod)) == sent:
                     self._changed.wait()
                 lines, ended = self._log(pod), self._log_ended(pod)
-            yield "".join(line + "\n" for line in lines[sent:])
+            yield "".join(prefix + line + "\n" for line in lines[sent:])
             sent = len(lines)
             if ended:
                 return
@@ -478,6 +546,10 @@ class KubeStub:
         return Handler
 
 
+def owner_job(pod: dict) -> str:
+    return pod["metadata"]["ownerReferences"][0]["name"]
+
+
 def set_pod_phase(pod: dict, phase: str, pending_cause: str | None = None) -> None:
     """The status the kubelet and scheduler report for a pod in this phase (Pending: for this cause)."""
     name = pod["spec"]["containers"][0]["name"]
@@ -488,13 +560,16 @@ def set_pod_phase(pod: dict, phase: str, pending_cause: str | None = None) -> No
         pod["status"] = {"phase": phase, "conditions": [scheduled | {"message": UNSCHEDULABLE}]}
         return
     waiting = {"reason": "ContainerCreating"}
+    # A container ends when the stub first reports it ended (clients read a recent end's logs only).
+    ended = pod.get("status", {}).get("containerStatuses", [{}])[0].get("state", {}).get("terminated", {})
+    finished = ended.get("finishedAt") or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if pending_cause == "ImagePullBackOff":
         waiting = {"reason": "ImagePullBackOff", "message": f'Back-off pulling image "{image}"'}
     states = {
         "Pending": {"waiting": waiting},
         "Running": {"running": {"startedAt": STARTED_AT}},
-        "Succeeded": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": FINISHED_AT}},
-        "Failed": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": FINISHED_AT}},
+        "Succeeded": {"terminated": {"exitCode": 0, "reason": "Completed", "finishedAt": finished}},
+        "Failed": {"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": finished}},
     }
     image_id = "" if phase == "Pending" else f"docker.io/library/{image}@sha256:{'ab' * 32}"
     container_status = {"name": name, "image": image, "imageID": image_id, "ready": phase == "Running"}
