@@ -18,8 +18,7 @@ from service.instrument import MODEL_VERSION_KEY, PREDICTED_KEY, Instrumented
 from service.model_holder import ModelHolder
 from service.openapi import openapi_document
 from service.schema import request_adapter
-from service.settings import ServiceSettings
-from service.worker import CLIENT_TIMEOUT_S
+from service.settings import CLIENT_TIMEOUT_S, ServiceSettings
 
 INDEX_PAGE = Path(__file__).with_name("static") / "index.html"
 MAX_ECHOED_ENCODING = 32  # characters of a refused Content-Encoding quoted back in the error

@@ -35,7 +35,7 @@ GRACEFUL_TIMEOUT_S = 20
 # worker reports from its event loop, so this bounds one request's CPU time, not a slow client.
 REQUEST_TIMEOUT_S = 30
 # How long a kept-alive connection may stay idle, and how long a client has to send a request's
-# line and headers. Below service.worker.CLIENT_TIMEOUT_S, so that idle connections close quietly.
+# line and headers. Below service.settings.CLIENT_TIMEOUT_S, so that idle connections close quietly.
 KEEPALIVE_S = 5
 
 bind = _settings.bind

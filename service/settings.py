@@ -5,6 +5,9 @@ from pydantic import Field
 from model.settings import GenderSettings
 
 MIB = 1024 * 1024
+# How long each read of a request's body and each write of an answer may wait for the client:
+# service.worker sets it on every connection, service.app's 408 names it.
+CLIENT_TIMEOUT_S = 10.0
 
 
 class ServiceSettings(GenderSettings):

@@ -10,13 +10,13 @@ What bounds a slow client:
   worker wraps reading them in a timeout of that length, for the first request of a connection
   as for the next ones);
 - after that, each read of the body and each write of the answer must make progress within
-  ``CLIENT_TIMEOUT_S``: a body that stops arriving ends in a 408 (service.app), an answer the
+  ``service.settings.CLIENT_TIMEOUT_S``: a body that stops arriving ends in a 408 (service.app), an answer the
   client stops reading ends the connection.
 """
 
 from gunicorn.workers.ggevent import GeventWorker
 
-CLIENT_TIMEOUT_S = 10.0
+from service.settings import CLIENT_TIMEOUT_S
 
 
 class DeadlineWorker(GeventWorker):

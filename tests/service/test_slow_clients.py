@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from service.gunicorn_conf import KEEPALIVE_S
-from service.worker import CLIENT_TIMEOUT_S
+from service.settings import CLIENT_TIMEOUT_S
 from tests.fixtures.service import wait_for
 from tests.support.raw_http import PartialRequest
 from tests.support.users import ORIGINAL_EXAMPLE
