@@ -110,10 +110,10 @@ prometheus-rule: venv ## Regenerate components/monitoring-operator/prometheusrul
 	$(BIN)/python scripts/prometheus_rule.py
 
 # --- Airflow: the DAG gender_weekly (airflow/) ------------------------------------------
-.PHONY: airflow airflow-venv airflow-jobs airflow-lock
+.PHONY: airflow airflow-venv airflow-schedule airflow-lock
 
 AIRFLOW_PORT ?= 5800
-# The overlay whose CronJobs the DAG's cluster mode copies (scripts/airflow_jobs.py).
+# The overlay whose retrain CronJob's schedule the DAG copies (scripts/airflow_schedule.py).
 AIRFLOW_OVERLAY ?= manifests/overlays/minikube
 
 airflow-venv: $(AIRFLOW_STAMP) ## Install Airflow 3 and its Kubernetes provider into .tools/airflow (also part of `make tools`)
@@ -121,8 +121,8 @@ airflow-venv: $(AIRFLOW_STAMP) ## Install Airflow 3 and its Kubernetes provider 
 airflow: airflow-venv ## Airflow standalone on 127.0.0.1:5800 (AIRFLOW_PORT), SQLite under var/airflow, the DAG gender_weekly in local mode against the local stack
 	AIRFLOW_PORT=$(AIRFLOW_PORT) scripts/airflow.sh
 
-airflow-jobs: venv ## Regenerate airflow/dags/gender_jobs/ (the DAG's schedule and Jobs) from AIRFLOW_OVERLAY's rendered CronJobs
-	$(BIN)/python scripts/airflow_jobs.py --overlay $(AIRFLOW_OVERLAY)
+airflow-schedule: venv ## Regenerate airflow/dags/gender_schedule.json (the DAG's schedule) from AIRFLOW_OVERLAY's retrain CronJob
+	$(BIN)/python scripts/airflow_schedule.py --overlay $(AIRFLOW_OVERLAY)
 
 airflow-lock: venv ## Resolve airflow/requirements.txt again (pinned, hashed) from airflow/requirements.in on PyPI
 	$(UV) pip compile --quiet --universal --generate-hashes --python-version 3.11 \

@@ -1,8 +1,10 @@
 """The steps of the DAG gender_weekly, in its two modes, and the settings that choose between them.
 
 Local mode runs each step as a process of the local stack (`scripts/stack.sh retrain|batch|drift`,
-the stack's environment and the project's .venv); cluster mode runs it as a Kubernetes Job made from
-the CronJob's job template that gender_jobs/ holds (scripts/airflow_jobs.py writes it).
+the stack's environment and the project's .venv); cluster mode runs it as a Kubernetes Job made, at
+run time, from the job template of the CronJob applied in the namespace, as
+`kubectl create job --from=cronjob/NAME` makes it: the image, its tag and the ConfigMaps' names are
+whatever the overlay in use last applied, never a copy of them.
 """
 
 import json
@@ -14,13 +16,21 @@ from typing import Literal
 
 from airflow.providers.cncf.kubernetes.operators.job import KubernetesJobOperator
 from airflow.sdk.exceptions import AirflowException
+from kubernetes.client import V1Job, V1ObjectMeta, V1OwnerReference
 from kubernetes.client.exceptions import ApiException
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DAGS_DIR = Path(__file__).resolve().parent
-JOBS_DIR = DAGS_DIR / "gender_jobs"
-STEPS = ("retrain", "batch_predict", "drift_report")
+SCHEDULE_FILE = DAGS_DIR / "gender_schedule.json"
+# The DAG's steps: the CronJob whose job template each one runs, and its command when not the CronJob's.
+STEP_JOBS = {
+    "retrain": ("gender-retrain", None),
+    "batch_predict": ("gender-batch-predict", None),
+    "drift_report": ("gender-batch-predict", ["python", "-m", "jobs.drift_report"]),
+}
+STEPS = tuple(STEP_JOBS)
+MANUAL_ANNOTATION = "cronjob.kubernetes.io/instantiate"  # what kubectl create job --from sets
 # scripts/stack.sh's command for each step in local mode.
 LOCAL_COMMANDS = {"retrain": "retrain", "batch_predict": "batch", "drift_report": "drift"}
 # How many of a failed step's last output lines its error message repeats.
@@ -63,8 +73,8 @@ class AirflowSettings(BaseSettings):
 
 
 def schedule() -> dict:
-    """The retrain CronJob's schedule and time zone (gender_jobs/schedule.json)."""
-    return json.loads((JOBS_DIR / "schedule.json").read_text())
+    """The retrain CronJob's schedule and time zone (gender_schedule.json, generated from the manifests)."""
+    return json.loads(SCHEDULE_FILE.read_text())
 
 
 def last_record(lines: list[str], event: str) -> dict | None:
@@ -97,19 +107,17 @@ def run_local(step: str, settings: AirflowSettings) -> list[str]:
 
 
 class CronJobTemplateOperator(KubernetesJobOperator):
-    """KubernetesJobOperator whose Job is a generated file of gender_jobs/, and whose pods must start
-    within a deadline: a pod that cannot (an image that is missing, an unschedulable pod) fails the
-    task with the pod's reason and deletes the Job, instead of waiting for the Job's own deadline."""
+    """KubernetesJobOperator whose Job is made from the applied CronJob's job template when the task
+    runs, and whose pods must start within a deadline: a pod that cannot (an image that is missing, an
+    unschedulable pod) fails the task with the pod's reason and deletes the Job, instead of waiting
+    for the Job's own deadline."""
 
     def __init__(self, *, step: str, settings: AirflowSettings, **kwargs) -> None:
-        job_file = JOBS_DIR / f"{step}.json"
-        [container] = json.loads(job_file.read_text())["spec"]["template"]["spec"]["containers"]
+        self.cronjob_name, self.step_command = STEP_JOBS[step]
         super().__init__(
             task_id=step,
-            job_template_file=str(job_file),
-            # The operator's own container merges into the template's only under the same name.
-            base_container_name=container["name"],
             namespace=settings.namespace,
+            parallelism=1,
             wait_until_job_complete=True,
             job_poll_interval=settings.job_poll_interval_s,
             get_logs=True,
@@ -122,6 +130,36 @@ class CronJobTemplateOperator(KubernetesJobOperator):
             startup_timeout_seconds=int(settings.pod_start_timeout_s),
             **kwargs,
         )
+
+    def build_job_request_obj(self, context=None) -> V1Job:
+        self.full_job_spec = self._job_from_cronjob()
+        return super().build_job_request_obj(context)
+
+    def _job_from_cronjob(self) -> V1Job:
+        """The Job `kubectl create job --from=cronjob/...` makes of the CronJob, named after the step,
+        with the step's command; the operator then adds its labels, TTL and name suffix."""
+        cronjob = self.job_client.read_namespaced_cron_job(name=self.cronjob_name, namespace=self.namespace)
+        template = cronjob.spec.job_template
+        [container] = template.spec.template.spec.containers
+        if self.step_command is not None:
+            container.command = self.step_command
+        # The operator's own container merges into the template's only under the same name.
+        self.base_container_name = container.name
+        owner = V1OwnerReference(
+            api_version="batch/v1",
+            kind="CronJob",
+            name=cronjob.metadata.name,
+            uid=cronjob.metadata.uid,
+            controller=True,
+        )
+        template_meta = template.metadata or V1ObjectMeta()
+        metadata = V1ObjectMeta(
+            name=f"gender-{self.task_id.replace('_', '-')}",
+            labels=template_meta.labels,
+            annotations={MANUAL_ANNOTATION: "manual"} | (template_meta.annotations or {}),
+            owner_references=[owner],
+        )
+        return V1Job(api_version="batch/v1", kind="Job", metadata=metadata, spec=template.spec)
 
     def execute(self, context):
         try:

@@ -1,10 +1,10 @@
 """gender_weekly: the weekly retrain through its quality gate, then batch inference on the
 unlabelled users with the champion, then the drift report of that batch.
 
-On the retrain CronJob's schedule (gender_jobs/schedule.json, generated from the manifests), no
+On the retrain CronJob's schedule (gender_schedule.json, generated from the manifests), no
 catchup, one run at a time. GENDER_AIRFLOW_MODE chooses where the steps run (gender_steps.py):
 `local` (the default) as processes of the local stack, `cluster` as Kubernetes Jobs from the
-CronJobs' pod templates. The batch runs whatever the gate decided: a refused candidate is a
+applied CronJobs' job templates. The batch runs whatever the gate decided: a refused candidate is a
 successful retrain, and the champion in use scores the users. The gate's decision is in the
 retrain task's log, and in local mode its return value (XCom) too, like the drift report's.
 """

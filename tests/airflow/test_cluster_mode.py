@@ -1,27 +1,45 @@
-"""The DAG gender_weekly in cluster mode, run by dag.test() against the stand-in API server.
+"""The DAG gender_weekly in cluster mode, run by dag.test() against the stand-in API server, which
+serves the CronJobs of the cloud overlay with the component airflow as `kubectl kustomize` renders them.
 
-Each step creates its Job, follows it to the end and copies its log into the task log; a failed
+Each step creates the Job of its CronJob's job template, as `kubectl create job --from` does, follows
+it to the end and copies its log into the task log; a CronJob that is not applied fails the task
+with the API server's answer; a failed
 Job fails its task with that log; a pod that cannot start (an image that is missing) fails the
 task within the pod start timeout with the pod's reason and deletes the Job; a ServiceAccount
 without the rights fails at once with the API server's refusal. The component airflow's Role
 grants exactly the rights these runs ask for.
 """
 
-import json
+import copy
+from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.support.airflow_venv import DAGS, run_dag
+from tests.support.airflow_venv import FAILED_AT_RETRAIN, STEPS, run_dag
 from tests.support.kube_stub import KubeStub, Permission, role_permissions
+from tests.support.manifests import find, rendered_objects
 
 pytestmark = pytest.mark.slow
 NAMESPACE = "gender-classifier"
 COMPONENT_RBAC = CHECKOUT_DIR / "manifests" / "components" / "airflow" / "rbac.yaml"
+# A deployment that runs the steps from Airflow: the cloud overlay with the component airflow.
+DEPLOYMENT = "manifests/tests/cloud-with-airflow"
 AIRFLOW_USER = "system:serviceaccount:airflow:gender-airflow"
-STEPS = ["retrain", "batch_predict", "drift_report"]
+# The CronJob each step's Job is made from, and the command it runs instead of the CronJob's.
+CRONJOBS = {
+    "retrain": "gender-retrain",
+    "batch_predict": "gender-batch-predict",
+    "drift_report": "gender-batch-predict",
+}
+COMMANDS = {"drift_report": ["python", "-m", "jobs.drift_report"]}
+# What KubernetesJobOperator adds to a pod template: the labels it finds its pods by.
+AIRFLOW_POD_LABELS = {
+    "dag_id", "task_id", "run_id", "try_number", "kubernetes_pod_operator", "airflow_version",
+    "airflow_kpo_in_cluster",
+}  # fmt: skip
 QUICK_START = {"GENDER_AIRFLOW_POD_START_TIMEOUT_S": "2"}  # how long a pod may take to start, here
 
 
@@ -41,14 +59,31 @@ def run_cluster_dag(stub: KubeStub, airflow_home: Path, tmp_path: Path, **env: s
     return run_dag("test", airflow_home, **settings)
 
 
-def stub(**kwargs) -> KubeStub:
-    """The stand-in API server, granting the component's Role to Airflow's ServiceAccount."""
-    granted = role_permissions(component_role())
-    return KubeStub(NAMESPACE, granted=granted, user=AIRFLOW_USER, pods_on_create=True, **kwargs)
+@cache
+def rendered_cronjobs() -> dict[str, dict]:
+    objects = rendered_objects(DEPLOYMENT)
+    return {name: find(objects, "CronJob", name) for name in set(CRONJOBS.values())}
 
 
-def job_file(step: str) -> dict:
-    return json.loads((DAGS / "gender_jobs" / f"{step}.json").read_text())
+def stub(granted: set[Permission] | None = None) -> KubeStub:
+    """The stand-in API server with the deployment's CronJobs applied, granting Airflow's
+    ServiceAccount the component's Role (or `granted`)."""
+    rights = role_permissions(component_role()) if granted is None else granted
+    server = KubeStub(NAMESPACE, granted=rights, user=AIRFLOW_USER, pods_on_create=True)
+    server.cronjobs.clear()
+    for cronjob in rendered_cronjobs().values():
+        server.add_cronjob(cronjob)
+    return server
+
+
+def without_empty(value):
+    """The object with its empty lists, maps and nulls left out, as the API server stores it."""
+    if isinstance(value, dict):
+        kept = {key: without_empty(item) for key, item in value.items()}
+        return {key: item for key, item in kept.items() if item not in (None, [], {})}
+    if isinstance(value, list):
+        return [without_empty(item) for item in value]
+    return value
 
 
 def test_each_step_runs_its_job_to_the_end_with_the_log_in_the_task_log(tmp_path, airflow_home):
@@ -62,12 +97,59 @@ def test_each_step_runs_its_job_to_the_end_with_the_log_in_the_task_log(tmp_path
         "job-gender-batch-predict",
         "job-gender-drift-report",
     ]
+    assert '{"event": "gate", "decision": "promoted"}' in output  # the task log shows the job's own line
+
+
+def test_each_job_is_the_applied_cronjobs_job_template(tmp_path, airflow_home):
+    """The Job body POSTed is `kubectl create job --from=cronjob/...`'s: the rendered job template,
+    owned by the CronJob, plus only what the operator adds to find and clean up its pods."""
+    with stub() as server:
+        result, output = run_cluster_dag(server, airflow_home, tmp_path)
+    assert result["state"] == "success", output
     for step, job in zip(STEPS, server.created, strict=True):
-        [container] = job["spec"]["template"]["spec"]["containers"]
-        [expected] = job_file(step)["spec"]["template"]["spec"]["containers"]
-        assert container["command"] == expected["command"]
-        assert container["image"] == expected["image"]
-    assert '{"event": "gate", "decision": "promoted"}' in output  # the gate's decision, in the task log
+        cronjob = rendered_cronjobs()[CRONJOBS[step]]
+        template = copy.deepcopy(cronjob["spec"]["jobTemplate"])
+        if step in COMMANDS:
+            template["spec"]["template"]["spec"]["containers"][0]["command"] = COMMANDS[step]
+        job = without_empty(job)
+        metadata = job["metadata"]
+        assert metadata.pop("name").startswith(f"job-gender-{step.replace('_', '-')}-")
+        assert metadata.pop("namespace") == NAMESPACE
+        assert metadata["annotations"].pop("cronjob.kubernetes.io/instantiate") == "manual"
+        [owner] = metadata.pop("ownerReferences")
+        assert owner == {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": CRONJOBS[step],
+            "uid": server.cronjobs[CRONJOBS[step]]["metadata"]["uid"],
+            "controller": True,
+        }
+        # Airflow's own: one pod at a time, finished Jobs removed after a week, its labels on the pod.
+        assert job["spec"].pop("parallelism") == 1
+        assert job["spec"].pop("ttlSecondsAfterFinished") == 7 * 24 * 3600
+        pod = job["spec"]["template"]
+        assert pod["metadata"].pop("name").startswith(step.replace("_", "-"))
+        assert pod["metadata"].pop("namespace") == NAMESPACE
+        labels = pod["metadata"]["labels"]
+        assert set(labels) - set(template["spec"]["template"]["metadata"]["labels"]) == AIRFLOW_POD_LABELS
+        for label in AIRFLOW_POD_LABELS:
+            labels.pop(label)
+        # Defaults the API server fills in anyway, which the client's models spell out.
+        assert pod["spec"].pop("hostNetwork") is False
+        for container in pod["spec"]["containers"]:
+            assert container.pop("terminationMessagePolicy") == "File"
+        expected = {"metadata": template["metadata"], "spec": template["spec"]}
+        assert without_empty(job) == {"apiVersion": "batch/v1", "kind": "Job"} | without_empty(expected)
+
+
+def test_a_cronjob_that_is_not_applied_fails_the_task_with_the_api_servers_answer(tmp_path, airflow_home):
+    with stub() as server:
+        del server.cronjobs["gender-retrain"]
+        result, output = run_cluster_dag(server, airflow_home, tmp_path)
+    assert result["state"] == "failed", output
+    assert result["tasks"] == FAILED_AT_RETRAIN
+    assert 'the Kubernetes API refused retrain: cronjobs.batch "gender-retrain" not found' in output
+    assert server.created == []
 
 
 def test_a_failed_job_fails_its_task_with_the_jobs_log(tmp_path, airflow_home):
@@ -76,11 +158,7 @@ def test_a_failed_job_fails_its_task_with_the_jobs_log(tmp_path, airflow_home):
         server.log_lines = ["error: users.csv, row 12 (line 13), column 'age': not an integer: 'abc'"]
         result, output = run_cluster_dag(server, airflow_home, tmp_path)
     assert result["state"] == "failed", output
-    assert result["tasks"] == {
-        "retrain": "failed",
-        "batch_predict": "upstream_failed",
-        "drift_report": "upstream_failed",
-    }
+    assert result["tasks"] == FAILED_AT_RETRAIN
     assert "column 'age': not an integer: 'abc'" in output
     [job] = server.created
     assert f"Kubernetes job '{job['metadata']['name']}' is failed with error 'BackoffLimitExceeded'" in output
@@ -100,11 +178,13 @@ def test_a_pod_that_cannot_pull_its_image_fails_the_task_and_deletes_its_job(tmp
 
 
 def test_without_the_rights_the_task_fails_with_the_refusal(tmp_path, airflow_home):
-    with KubeStub(NAMESPACE, granted=set(), user=AIRFLOW_USER, pods_on_create=True) as server:
+    with stub(granted=set()) as server:
         result, output = run_cluster_dag(server, airflow_home, tmp_path)
     assert result["state"] == "failed", output
-    assert result["tasks"]["retrain"] == "failed"
-    refusal = f'jobs.batch is forbidden: User "{AIRFLOW_USER}" cannot create resource "jobs"'
+    assert result["tasks"] == FAILED_AT_RETRAIN
+    refusal = (
+        f'cronjobs.batch "gender-retrain" is forbidden: User "{AIRFLOW_USER}" cannot get resource "cronjobs"'
+    )
     assert f"the Kubernetes API refused retrain: {refusal}" in output
     assert server.created == []
 

@@ -1,9 +1,9 @@
 """The Airflow DAG gender_weekly (airflow/dags), loaded and run by the real Airflow of .tools/airflow.
 
-It imports with no errors in both modes, has the three steps in order on the retrain CronJob's
-schedule, and in cluster mode creates exactly the Jobs the CronJobs' rendered templates make.
-`dag.test()` in local mode runs the steps as processes against a real MLflow server: the model
-promoted, the registry's champion moved, the predictions and the drift report written. A refused
+It imports with no errors in both modes and has the three steps in order on the retrain CronJob's
+schedule (test_cluster_mode.py runs the cluster mode). `dag.test()` in local mode runs the steps as
+processes against a real MLflow server: the model promoted, the registry's champion moved, the
+predictions and the drift report written. A refused
 users.csv and a model directory locked by another writer fail the run with the job's message.
 """
 
@@ -18,40 +18,27 @@ from mlflow import MlflowClient
 from jobs import tracking
 from model import artifact
 from tests.fixtures.data import CHECKOUT_DIR
-from tests.support.airflow_venv import DAGS, run_dag
+from tests.support.airflow_venv import DAGS, FAILED_AT_RETRAIN, STEPS, run_dag
 from tests.support.manifests import find, rendered_objects
 
 pytestmark = pytest.mark.slow
-# The overlay the committed Jobs were generated from (make airflow-jobs AIRFLOW_OVERLAY=...).
-OVERLAY = json.loads((DAGS / "gender_jobs" / "schedule.json").read_text())["overlay"]
-STEPS = ["retrain", "batch_predict", "drift_report"]
-# The CronJob each step's Job is made from.
-CRONJOBS = {
-    "retrain": "gender-retrain",
-    "batch_predict": "gender-batch-predict",
-    "drift_report": "gender-batch-predict",
-}
-# What KubernetesJobOperator adds to a pod template: the labels it finds its pods by.
-AIRFLOW_POD_LABELS = {
-    "dag_id", "task_id", "run_id", "try_number", "kubernetes_pod_operator", "airflow_version",
-    "airflow_kpo_in_cluster",
-}  # fmt: skip
+SCHEDULE_FILE = DAGS / "gender_schedule.json"
+# The overlay the committed schedule was generated from (make airflow-schedule AIRFLOW_OVERLAY=...).
+OVERLAY = json.loads(SCHEDULE_FILE.read_text())["overlay"]
 
 
-def test_the_generated_job_files_are_current(tmp_path):
+def test_the_generated_schedule_is_current(tmp_path):
+    fresh = tmp_path / "gender_schedule.json"
     done = subprocess.run(
-        [sys.executable, "scripts/airflow_jobs.py", "--overlay", OVERLAY, "--out", str(tmp_path)],
+        [sys.executable, "scripts/airflow_schedule.py", "--overlay", OVERLAY, "--out", str(fresh)],
         cwd=CHECKOUT_DIR,
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    committed = DAGS / "gender_jobs"
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in committed.iterdir())
-    for fresh in tmp_path.iterdir():
-        assert (committed / fresh.name).read_text() == fresh.read_text(), (
-            f"airflow/dags/gender_jobs/{fresh.name} is out of date: run `make airflow-jobs`"
-        )
+    assert SCHEDULE_FILE.read_text() == fresh.read_text(), (
+        "airflow/dags/gender_schedule.json is out of date: run `make airflow-schedule`"
+    )
 
 
 @pytest.mark.parametrize("mode", ["local", "cluster"])
@@ -78,64 +65,6 @@ def test_a_mode_it_does_not_know_is_an_import_error_naming_the_variable(tmp_path
     [error] = described["import_errors"].values()
     assert "GENDER_AIRFLOW_MODE='kubernetes': Input should be 'local' or 'cluster'" in error
     assert described["dag"] is None
-
-
-def without_empty(value):
-    """The object with its empty lists, maps and nulls left out, as the API server stores it."""
-    if isinstance(value, dict):
-        kept = {key: without_empty(item) for key, item in value.items()}
-        return {key: item for key, item in kept.items() if item not in (None, [], {})}
-    if isinstance(value, list):
-        return [without_empty(item) for item in value]
-    return value
-
-
-def test_cluster_mode_creates_the_jobs_of_the_rendered_cronjob_templates(tmp_path):
-    kubeconfig = tmp_path / "kubeconfig"
-    cluster = {"server": "https://127.0.0.1:6443"}  # never called: building a Job asks the API nothing
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c", "cluster": cluster}],
-                "users": [{"name": "u", "user": {"token": "t"}}],
-                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
-                "current-context": "c",
-            }
-        )
-    )
-    built, _ = run_dag("jobs", tmp_path, GENDER_AIRFLOW_MODE="cluster", KUBECONFIG=str(kubeconfig))
-    objects = rendered_objects(OVERLAY)
-    assert sorted(built) == sorted(STEPS)
-    for step, job in built.items():
-        template = find(objects, "CronJob", CRONJOBS[step])["spec"]["jobTemplate"]
-        if step == "drift_report":
-            template["spec"]["template"]["spec"]["containers"][0]["command"] = [
-                "python",
-                "-m",
-                "jobs.drift_report",
-            ]
-        job = without_empty(job)
-        assert job["metadata"].pop("name").startswith(f"job-gender-{step.replace('_', '-')}-")
-        assert job["metadata"].pop("namespace") == "gender-classifier"
-        # Airflow's own: one pod at a time, finished Jobs removed after a week, its labels on the pod.
-        assert job["spec"].pop("parallelism") == 1
-        assert job["spec"].pop("ttlSecondsAfterFinished") == 7 * 24 * 3600
-        pod = job["spec"]["template"]
-        assert pod["metadata"].pop("name").startswith(step.replace("_", "-"))
-        assert pod["metadata"].pop("namespace") == "gender-classifier"
-        labels = pod["metadata"]["labels"]
-        assert set(labels) - set(template["spec"]["template"]["metadata"]["labels"]) == AIRFLOW_POD_LABELS
-        for label in AIRFLOW_POD_LABELS:
-            labels.pop(label)
-        # Defaults the API server fills in anyway, which the client's models spell out.
-        assert pod["spec"].pop("hostNetwork") is False
-        for container in pod["spec"]["containers"]:
-            assert container.pop("terminationMessagePolicy") == "File"
-        assert job == {"apiVersion": "batch/v1", "kind": "Job", "metadata": template["metadata"]} | {
-            "spec": without_empty(template["spec"])
-        }
 
 
 def stack_env(tmp_path, tracking_server, data_dir) -> dict:
@@ -188,11 +117,7 @@ def test_a_refused_users_csv_fails_the_run_with_the_jobs_message(
 
     result, output = run_dag("test", airflow_home, **stack_env(tmp_path, tracking_server, bad))
     assert result["state"] == "failed", output
-    assert result["tasks"] == {
-        "retrain": "failed",
-        "batch_predict": "upstream_failed",
-        "drift_report": "upstream_failed",
-    }
+    assert result["tasks"] == FAILED_AT_RETRAIN
     assert "retrain exited with code 3" in output
     assert "users.csv, row 1 (line 2), column 'age': not an integer: 'abc'" in output
     assert artifact.current_version(tmp_path / "var" / "models") is None

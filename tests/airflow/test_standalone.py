@@ -65,10 +65,7 @@ def test_make_airflow_serves_the_dag_and_says_how_to_log_in(tmp_path):
             return answer.json() if answer.status_code == 200 else None
 
         dag = wait_until(parsed, START_TIMEOUT_S, 1, lambda: f"no gender_weekly:\n{log.read_text()}")
-        assert (
-            dag["timetable_summary"]
-            == json.loads((DAGS / "gender_jobs" / "schedule.json").read_text())["schedule"]
-        )
+        assert dag["timetable_summary"] == json.loads((DAGS / "gender_schedule.json").read_text())["schedule"]
         errors = requests.get(f"{api}/api/v2/importErrors", headers=headers, timeout=10).json()
         assert errors["total_entries"] == 0, errors
     finally:

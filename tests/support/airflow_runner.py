@@ -3,13 +3,11 @@ DAG processor does and print one JSON document on the last line of stdout.
 
     python airflow_runner.py describe   the import errors, tasks, order, schedule
     python airflow_runner.py test       dag.test(): the run's state, each task's state and XCom
-    python airflow_runner.py jobs       cluster mode: the Job each task would create
 """
 
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 DAGS = Path(__file__).resolve().parent.parent.parent / "airflow" / "dags"
 DAG_ID = "gender_weekly"
@@ -53,20 +51,6 @@ def test() -> dict:
     return {"state": run.state, "tasks": states, "xcoms": xcoms}
 
 
-def jobs() -> dict:
-    from kubernetes.client import ApiClient
-
-    dag = load().dags[DAG_ID]
-    built = {}
-    for task in dag.tasks:
-        ti = SimpleNamespace(
-            dag_id=DAG_ID, task_id=task.task_id, run_id="manual__test", try_number=1, map_index=-1
-        )
-        context = {"ti": ti, "task_instance": ti, "run_id": ti.run_id, "dag": dag}
-        built[task.task_id] = ApiClient().sanitize_for_serialization(task.build_job_request_obj(context))
-    return built
-
-
 if __name__ == "__main__":
-    command = {"describe": describe, "test": test, "jobs": jobs}[sys.argv[1]]
+    command = {"describe": describe, "test": test}[sys.argv[1]]
     print(json.dumps(command(), default=str))

@@ -17,6 +17,13 @@ AIRFLOW_BIN = CHECKOUT_DIR / ".tools" / "airflow" / "bin"
 DAGS = CHECKOUT_DIR / "airflow" / "dags"
 RUNNER = CHECKOUT_DIR / "tests" / "support" / "airflow_runner.py"
 RUN_TIMEOUT_S = 600
+STEPS = ["retrain", "batch_predict", "drift_report"]
+# The task states of a run whose retrain failed: the steps after it never run.
+FAILED_AT_RETRAIN = {
+    "retrain": "failed",
+    "batch_predict": "upstream_failed",
+    "drift_report": "upstream_failed",
+}
 
 
 def airflow_bin(name: str) -> str:
@@ -40,7 +47,7 @@ def airflow_env(home: Path, **extra: str) -> dict:
 
 
 def run_dag(command: str, home: Path, **env: str) -> tuple[dict, str]:
-    """(the runner's JSON answer, its whole output) for `describe`, `test` or `jobs`."""
+    """(the runner's JSON answer, its whole output) for `describe` or `test`."""
     done = subprocess.run(
         [airflow_bin("python"), str(RUNNER), command],
         env=airflow_env(home, **env),
