@@ -22,15 +22,27 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from model.features import Columns, FeatureBuilder, column_records, first_names, take
+from model.features import (
+    Columns,
+    FeatureBuilder,
+    column_records,
+    first_names,
+    is_missing,
+    take,
+    text_or_none,
+)
 from model.name_data import Traveller
-from model.names import NamePrior
+from model.names import NamePrior, parse_name
 from model.pipeline import CLASSES, GenderPredictor
 
 PROTOCOLS = ("stratified", "grouped")
 SELECTION_PROTOCOL = "grouped"
 N_FOLDS = 5
 CALIBRATION_BINS = 10
+# Upper bounds (exclusive) of the age bands that accuracy is broken down by, and the last band.
+AGE_BANDS = ((30, "under 30"), (45, "30-44"), (60, "45-59"))
+OLDEST_AGE_BAND = "60 and over"
+UNKNOWN = "unknown"
 Population = tuple[Columns, np.ndarray]
 
 
@@ -46,6 +58,47 @@ class Fold:
 def first_name_groups(columns: Columns, n_rows: int) -> list[str]:
     """Group key per row: its first name; rows without one are each their own group."""
     return [name or f"#unnamed-{i}" for i, name in enumerate(first_names(columns, n_rows))]
+
+
+def _age_band(age) -> str:
+    if is_missing(age):
+        return UNKNOWN
+    return next((band for bound, band in AGE_BANDS if age < bound), OLDEST_AGE_BAND)
+
+
+def segment_labels(columns: Columns, prior: NamePrior) -> dict[str, list[str]]:
+    """Each row's value of every segment that accuracy is broken down by: whether the first-name
+    statistics list its first name (with its country, as the features ask them), whether a title
+    comes with it, its age band and its company."""
+    first_name, title, age_band, company = [], [], [], []
+    for user in column_records(columns):
+        parsed = parse_name(text_or_none(user.get("name")))
+        if parsed.first_name is None:
+            first_name.append("absent")
+        else:
+            listed = prior.log_odds(parsed.first_name, text_or_none(user.get("country")))[1]
+            first_name.append("known to the prior" if listed else "unknown to the prior")
+        given_title = text_or_none(user.get("title"))
+        title.append("title" if parsed.has_title or given_title is not None else "no title")
+        age_band.append(_age_band(user.get("age")))
+        company.append(text_or_none(user.get("company")) or UNKNOWN)
+    return {"first_name": first_name, "title": title, "age_band": age_band, "company": company}
+
+
+def segment_accuracy(
+    columns: Columns, labels: np.ndarray, female_probability: np.ndarray, prior: NamePrior
+) -> dict[str, dict[str, dict]]:
+    """{segment: {value: {"users", "accuracy"}}}: accuracy of `female_probability` (at 0.5) within each
+    value of every segment_labels segment, values sorted by name."""
+    right = (female_probability >= 0.5) == labels.astype(bool)
+    result = {}
+    for segment, values in segment_labels(columns, prior).items():
+        values = np.array(values)
+        result[segment] = {}
+        for value in sorted(set(values.tolist())):
+            inside = values == value
+            result[segment][value] = {"users": int(inside.sum()), "accuracy": float(right[inside].mean())}
+    return result
 
 
 def make_folds(
@@ -91,8 +144,9 @@ def out_of_fold_probabilities(folds: list[Fold], build_estimator, n_rows: int) -
     return probabilities
 
 
-def metrics(labels: np.ndarray, female_probability: np.ndarray) -> dict:
-    predicted = (female_probability >= 0.5).astype(int)
+def metrics(labels: np.ndarray, female_probability: np.ndarray, threshold: float = 0.5) -> dict:
+    """Classification metrics of predicting female at `threshold` and above (serving's is 0.5)."""
+    predicted = (female_probability >= threshold).astype(int)
     return {
         "accuracy": float(accuracy_score(labels, predicted)),
         "precision": float(precision_score(labels, predicted, zero_division=0)),

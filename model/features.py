@@ -60,16 +60,18 @@ def take(columns: Columns, index: np.ndarray) -> dict[str, np.ndarray]:
     return {field: np.asarray(values)[index] for field, values in columns.items()}
 
 
-def _is_missing(value) -> bool:
+def is_missing(value) -> bool:
+    """Whether a value is missing: None or NaN."""
     return value is None or value != value  # value != value: NaN
 
 
-def _text(value) -> str | None:
+def text_or_none(value) -> str | None:
+    """A text field's value, None where it is missing (None, NaN) or empty."""
     return value if isinstance(value, str) and value else None
 
 
 def _names(columns: Columns, n_rows: int) -> list[str | None]:
-    return [_text(name) for name in columns.get("name", [None] * n_rows)]
+    return [text_or_none(name) for name in columns.get("name", [None] * n_rows)]
 
 
 def first_names(columns: Columns, n_rows: int) -> list[str | None]:
@@ -82,7 +84,7 @@ def _observed(columns: Columns, field: str, n_rows: int) -> np.ndarray:
     raw = columns.get(field)
     if raw is None:
         return np.full(n_rows, np.nan)
-    return np.array([np.nan if _is_missing(v) else v for v in raw], dtype=float)
+    return np.array([np.nan if is_missing(v) else v for v in raw], dtype=float)
 
 
 def char_ngrams(first_name: str) -> list[str]:
@@ -108,7 +110,7 @@ def without_names(columns: Columns) -> dict[str, np.ndarray]:
     names = columns.get("name")
     if names is None:
         return dict(columns)
-    lengths = np.array([parse_name(_text(name)).length or np.nan for name in names])
+    lengths = np.array([parse_name(text_or_none(name)).length or np.nan for name in names])
     return {**{k: v for k, v in columns.items() if k not in ("name", "title")}, "name_length": lengths}
 
 
@@ -211,7 +213,7 @@ class FeatureBuilder:
         block, all_missing = [], True
         for field in fields:
             value = user.get(field)
-            if _is_missing(value):
+            if is_missing(value):
                 block.append(self.fill_values.get(field, 0.0))
             else:
                 block.append(value)
@@ -226,11 +228,11 @@ class FeatureBuilder:
         A name is cleaned first (model.names): accents, case, spacing and invisible format
         characters do not change the answer, and a name that is blank once cleaned is no name.
         """
-        parsed = parse_name(_text(user.get("name")))
+        parsed = parse_name(text_or_none(user.get("name")))
         first_name = parsed.first_name
-        title = _text(user.get("title"))
+        title = text_or_none(user.get("title"))
         given_length = parsed.length or user.get("name_length")
-        missing_length = _is_missing(given_length)
+        missing_length = is_missing(given_length)
         length = self.fill_values.get("name_length", 0.0) if missing_length else given_length
         if not first_name:
             learned = _NO_LEARNED
@@ -238,7 +240,7 @@ class FeatureBuilder:
             learned = learned_cache[first_name] = _learned(
                 first_name, self.first_name_table, self.ngram_table
             )
-        prior_log_odds, prior_known = self._prior_features(first_name, _text(user.get("country")))
+        prior_log_odds, prior_known = self._prior_features(first_name, text_or_none(user.get("country")))
         company = user.get("company")
         title_gender = stated_gender(title, parsed)
         features = (

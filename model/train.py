@@ -19,11 +19,13 @@ from model.data import DataError, Dataset, feature_columns, load_dataset, users_
 from model.evaluate import (
     PROTOCOLS,
     SELECTION_PROTOCOL,
+    Fold,
     Population,
     make_folds,
     metrics,
     out_of_fold_probabilities,
     save_reliability_diagram,
+    segment_accuracy,
     traveller_metrics,
 )
 from model.evaluate import save_confusion_matrix as draw_confusion_matrix
@@ -46,12 +48,27 @@ RELIABILITY_DIAGRAM = "reliability_diagram.png"
 TEMPERATURE_BOUNDS = (0.25, 4.0)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The validated inputs of training and what every candidate is evaluated on."""
+
+    dataset: Dataset
+    columns: Columns  # the labelled users' prediction fields
+    labels: np.ndarray  # 1 for female
+    prior: NamePrior
+    people: Population  # drawn from the first-name statistics, trained on beside the users
+    folds: dict[str, list[Fold]]  # protocol -> its folds
+    seed: int
+
+
 @dataclass
 class CandidateResult:
     name: str
     params: dict
     metrics: dict[str, dict]  # protocol -> metrics
     search: list[dict] = field(default_factory=list)  # every parameter set tried, with its score
+    # protocol -> every labelled user's out-of-fold probability of female under the chosen params
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,6 +78,7 @@ class TrainingResult:
     candidates: list[CandidateResult]
     metadata: dict
     seconds: float
+    prepared: Prepared
 
 
 def apportion(total: int, shares: np.ndarray) -> np.ndarray:
@@ -126,20 +144,24 @@ def search_candidate(candidate: Candidate, folds: dict, labels: np.ndarray) -> C
         probabilities = out_of_fold_probabilities(
             folds[SELECTION_PROTOCOL], lambda y, p=params: candidate.build(p, y), len(labels)
         )
-        tried.append({"params": params, **metrics(labels, probabilities)})
-    best = max(tried, key=lambda t: (t["accuracy"], t["roc_auc"]))
-    scores = {SELECTION_PROTOCOL: {k: v for k, v in best.items() if k != "params"}}
+        tried.append((params, metrics(labels, probabilities), probabilities))
+    best_params, best_metrics, best_probabilities = max(
+        tried, key=lambda t: (t[1]["accuracy"], t[1]["roc_auc"])
+    )
+    scores = {SELECTION_PROTOCOL: best_metrics}
+    probabilities = {SELECTION_PROTOCOL: best_probabilities}
     for protocol in PROTOCOLS:
         if protocol != SELECTION_PROTOCOL:
-            probabilities = out_of_fold_probabilities(
-                folds[protocol], lambda y, p=best["params"]: candidate.build(p, y), len(labels)
+            probabilities[protocol] = out_of_fold_probabilities(
+                folds[protocol], lambda y, p=best_params: candidate.build(p, y), len(labels)
             )
-            scores[protocol] = metrics(labels, probabilities)
+            scores[protocol] = metrics(labels, probabilities[protocol])
     return CandidateResult(
         candidate.name,
-        best["params"],
+        best_params,
         scores,
-        [{"params": t["params"], "accuracy": t["accuracy"]} for t in tried],
+        [{"params": params, "accuracy": scored["accuracy"]} for params, scored, _ in tried],
+        probabilities,
     )
 
 
@@ -175,16 +197,23 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingResult:
-    """Load and validate the inputs, evaluate every candidate, refit the selected one on all data."""
-    started = time.perf_counter()
+def prepare(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> Prepared:
+    """Load and validate the inputs, fit the first-name prior and make every protocol's folds."""
     dataset = load_dataset(paths["users"], paths.get("hotels"), paths.get("flights"))
     columns, labels = labelled_columns(dataset)
     counts = name_data.first_name_counts()
     prior = NamePrior.fit(counts, name_data.POPULATIONS)
     people = population(counts)
     folds = {protocol: make_folds(protocol, columns, labels, prior, people, seed) for protocol in PROTOCOLS}
-    results = [search_candidate(candidate, folds, labels) for candidate in CANDIDATES]
+    return Prepared(dataset, columns, labels, prior, people, folds, seed)
+
+
+def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingResult:
+    """Load and validate the inputs, evaluate every candidate, refit the selected one on all data."""
+    started = time.perf_counter()
+    prepared = prepare(paths, seed)
+    columns, labels, prior, people = prepared.columns, prepared.labels, prepared.prior, prepared.people
+    results = [search_candidate(candidate, prepared.folds, labels) for candidate in CANDIDATES]
     selected = select(results)
     builder = FeatureBuilder(prior, seed)
     features, feature_labels = builder.training_matrix(columns, labels, people)
@@ -200,7 +229,9 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
         "selection_protocol": SELECTION_PROTOCOL,
         "temperature": temperature,
         "candidates": {r.name: {"params": r.params, "metrics": r.metrics} for r in results},
-        "data": fingerprint(paths, dataset, len(labels)),
+        # Accuracy within segments of the users, each scored by a model that did not see its first name.
+        "segments": segment_accuracy(columns, labels, selected.probabilities[SELECTION_PROTOCOL], prior),
+        "data": fingerprint(paths, prepared.dataset, len(labels)),
         "travellers": {
             "source": name_data.TRAVELLER_SOURCE,
             "metrics": traveller_metrics(predictor, name_data.travellers()),
@@ -214,7 +245,7 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
         "libraries": library_versions(),
         "mlflow_run_id": None,
     }
-    return TrainingResult(predictor, selected, results, metadata, time.perf_counter() - started)
+    return TrainingResult(predictor, selected, results, metadata, time.perf_counter() - started, prepared)
 
 
 def summary_table(result: TrainingResult) -> str:

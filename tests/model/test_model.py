@@ -52,6 +52,19 @@ def test_real_data_meets_the_accuracy_targets(real_model):
     assert "grouped acc" in stdout and '"decision": "promoted"' in stdout
 
 
+def test_every_segment_splits_the_grouped_accuracy_among_all_users(real_model):
+    model_dir, _ = real_model
+    metadata = artifact.load(model_dir, session_trusted()).metadata
+    grouped = metadata["metrics"]["grouped"]["accuracy"]
+    assert set(metadata["segments"]) == {"first_name", "title", "age_band", "company"}
+    for segment, values in metadata["segments"].items():
+        users = sum(v["users"] for v in values.values())
+        assert users == metadata["data"]["labelled_users"], segment
+        weighted = sum(v["users"] * v["accuracy"] for v in values.values()) / users
+        assert weighted == pytest.approx(grouped), segment
+    assert metadata["segments"]["first_name"]["known to the prior"]["users"] > 0
+
+
 def test_metadata_records_what_reproduces_the_model(real_model, real_data_dir):
     model_dir, _ = real_model
     loaded = artifact.load(model_dir, session_trusted())
