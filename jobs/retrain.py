@@ -48,7 +48,7 @@ def champion_metadata(model_dir: Path, trusted: signing.TrustedKeys) -> dict | N
         version = artifact.current_version(model_dir)
         if version is None:
             return None
-        metadata, _ = artifact.verify_version_dir(model_dir / artifact.VERSIONS / version, trusted)
+        metadata, _, _ = artifact.verify_version_dir(model_dir / artifact.VERSIONS / version, trusted)
         return metadata
     except artifact.ArtifactError as error:
         log.warning("there is no champion to beat: %s", error)

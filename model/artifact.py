@@ -1,11 +1,13 @@
-"""The model artifact on disk: versions/<id>/{model.pkl, model.json, model.sig} and a `current` pointer.
+"""The model artifact on disk: versions/<id>/{model.pkl, model.json, model.sig, model_card.md} and a
+`current` pointer.
 
 Publishing writes a new version directory beside the others (same filesystem), fsyncs it,
 renames it into place, then switches `current` (a relative symlink) with an atomic rename.
 A reader sees the old model or the new one, never a partial one; a writer killed at any
 point leaves `current` on the previous model. Loading checks, before unpickling, because
 unpickling runs code: model.sig (model.signing: model.json signed by a trusted key), model.json's
-format, and model.pkl's sha256 against the one model.json records.
+format, and model.pkl's and model_card.md's sha256 against the ones model.json records (a version
+published before model cards has none, and loads without a card).
 """
 
 import contextlib
@@ -26,6 +28,7 @@ from model import signing
 
 MODEL_FILE = "model.pkl"
 METADATA_FILE = "model.json"
+CARD_FILE = "model_card.md"
 CURRENT = "current"
 VERSIONS = "versions"
 WRITER_LOCK = ".writer.lock"
@@ -63,6 +66,7 @@ class StagedVersion:
     path: Path
     version: str
     metadata: dict
+    card: str
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class LoadedModel:
     version: str
     metadata: dict
     predictor: object  # model.pipeline.GenderPredictor
+    card: str | None  # model_card.md; None for a version published before model cards
 
 
 def sha256_file(path: Path) -> str:
@@ -143,9 +148,13 @@ def stage(
     """Write a complete, fsynced, signed version directory beside the published ones, invisible to
     readers.
 
-    `extras` (reports such as confusion matrices) are copied in beside the model. The caller
-    holds writer_lock and then commits or discards it.
+    `extras` (reports such as confusion matrices) are copied in beside the model, and the model card
+    (model.card) rendered from the complete metadata. The caller holds writer_lock and then commits
+    or discards it.
     """
+    # Imported here: only the jobs publish, and the card's YAML library is not in the API image.
+    from model import card
+
     model_dir = Path(model_dir)
     versions = model_dir / VERSIONS
     versions.mkdir(parents=True, exist_ok=True)
@@ -165,6 +174,11 @@ def stage(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "sha256": sha256_file(incoming / MODEL_FILE),
     }
+    card_text = card.render(metadata)
+    card_bytes = card_text.encode()
+    _write_durably(incoming / CARD_FILE, card_bytes)
+    # In model.json, so the signature covers the card too.
+    metadata["model_card_sha256"] = hashlib.sha256(card_bytes).hexdigest()
     metadata_bytes = json.dumps(metadata, indent=2, sort_keys=True).encode()
     _write_durably(incoming / METADATA_FILE, metadata_bytes)
     _write_durably(
@@ -172,7 +186,7 @@ def stage(
         signing.signature_document(key, metadata["sha256"], metadata_bytes),
     )
     _fsync_dir(incoming)
-    return StagedVersion(model_dir, incoming, version, metadata)
+    return StagedVersion(model_dir, incoming, version, metadata, card_text)
 
 
 def commit(staged: StagedVersion, keep: int = DEFAULT_KEEP) -> str:
@@ -258,11 +272,27 @@ def check_format(version_dir: Path, metadata: dict) -> None:
         )
 
 
-def verify_version_dir(version_dir: Path, trusted: signing.TrustedKeys) -> tuple[dict, bytes]:
-    """model.json and model.pkl's bytes of a version that passes every check, in this order:
-    signed by a trusted key (UntrustedVersion), of this code's format, model.pkl matching the
-    sha256 that model.json records (a corrupt file, not a forged one: the signature covers
-    model.json)."""
+def _card(version_dir: Path, metadata: dict) -> str | None:
+    """model_card.md's text when model.json records its sha256 (None when it records none: a version
+    published before model cards); refused like model.pkl when the file does not match."""
+    recorded = metadata.get("model_card_sha256")
+    if recorded is None:
+        return None
+    card_bytes = _read(version_dir, CARD_FILE)
+    actual = hashlib.sha256(card_bytes).hexdigest()
+    if actual != recorded:
+        raise ArtifactError(
+            f"{version_dir}: {CARD_FILE} sha256 {actual[:12]}… does not match "
+            f"{METADATA_FILE} ({str(recorded)[:12]}…); refusing the version"
+        )
+    return card_bytes.decode()  # as stage wrote it: the sha256 matches
+
+
+def verify_version_dir(version_dir: Path, trusted: signing.TrustedKeys) -> tuple[dict, bytes, str | None]:
+    """model.json, model.pkl's bytes and the model card of a version that passes every check, in
+    this order: signed by a trusted key (UntrustedVersion), of this code's format, model.pkl and
+    model_card.md matching the sha256 that model.json records (a corrupt file, not a forged one: the
+    signature covers model.json)."""
     version_dir = Path(version_dir)
     metadata_bytes = _read(version_dir, METADATA_FILE)
     metadata = _parse_metadata(version_dir, metadata_bytes)
@@ -280,16 +310,17 @@ def verify_version_dir(version_dir: Path, trusted: signing.TrustedKeys) -> tuple
             f"{version_dir}: {MODEL_FILE} sha256 {actual[:12]}… does not match "
             f"{METADATA_FILE} ({recorded[:12]}…); refusing to unpickle it"
         )
-    return metadata, model_bytes
+    return metadata, model_bytes, _card(version_dir, metadata)
 
 
 def load_version_dir(version_dir: Path, trusted: signing.TrustedKeys) -> LoadedModel:
     """Load one version directory once verify_version_dir accepts it."""
-    metadata, model_bytes = verify_version_dir(version_dir, trusted)
+    metadata, model_bytes, card = verify_version_dir(version_dir, trusted)
     return LoadedModel(
         version=metadata.get("version", Path(version_dir).name),
         metadata=metadata,
         predictor=joblib.load(io.BytesIO(model_bytes)),
+        card=card,
     )
 
 

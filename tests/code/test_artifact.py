@@ -1,5 +1,5 @@
-"""The model artifact: atomic publishing, pruning, and refusal of anything that fails its checksum
-or its format (signatures: test_signing.py)."""
+"""The model artifact: atomic publishing, pruning, the model card, and refusal of anything that fails
+its checksum or its format (signatures: test_signing.py)."""
 
 import json
 import os
@@ -15,7 +15,7 @@ import pytest
 from model import artifact
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.keys import session_key, session_trusted
-from tests.fixtures.service import publish_copy
+from tests.fixtures.service import publish_copy, publish_copy_without_card, unpublished
 from tests.support.forgery import sign
 from tests.support.polling import wait_until
 
@@ -24,10 +24,12 @@ PUBLISH_FOREVER = """
 import sys
 from model import artifact
 from tests.fixtures.keys import session_key, session_trusted
+from tests.fixtures.service import unpublished
 loaded = artifact.load(sys.argv[1], session_trusted())
+metadata = unpublished(loaded.metadata) | {"source": "kill-test"}
 key = session_key()
 while True:
-    artifact.publish(loaded.predictor, {"source": "kill-test"}, sys.argv[2], key, keep=3)
+    artifact.publish(loaded.predictor, metadata, sys.argv[2], key, keep=3)
 """
 WRITER_START_TIMEOUT_S = 30
 
@@ -49,9 +51,51 @@ def test_publish_layout_and_metadata(model_dir):
     assert artifact.load(model_dir, session_trusted()).version == version
 
 
+def test_every_version_carries_its_card_and_model_json_its_sha256(model_dir):
+    version_dir = model_dir / "versions" / artifact.current_version(model_dir)
+    metadata = json.loads((version_dir / "model.json").read_text())
+    card = (version_dir / "model_card.md").read_text()
+    assert metadata["model_card_sha256"] == artifact.sha256_file(version_dir / "model_card.md")
+    assert card.startswith("---\n") and f"# gender-classifier {metadata['version']}" in card
+    assert artifact.load(model_dir, session_trusted()).card == card
+
+
+def claim_a_better_accuracy(card: Path) -> None:
+    card.write_text(card.read_text() + "\nGrouped accuracy: 1.000\n")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (
+            claim_a_better_accuracy,
+            r"model_card\.md sha256 .* does not match model\.json .*; refusing the version",
+        ),
+        (Path.unlink, r"model_card\.md is missing"),
+    ],
+    ids=["tampered", "missing"],
+)
+def test_a_tampered_or_missing_card_refuses_the_version(model_dir, spoil, reason):
+    version = artifact.current_version(model_dir)
+    spoil(model_dir / "versions" / version / "model_card.md")
+    with pytest.raises(artifact.ArtifactError, match=rf"versions/{version}: {reason}"):
+        artifact.load(model_dir, session_trusted())
+
+
+def test_a_version_published_before_model_cards_loads_without_one(tmp_path, sample_model_dir):
+    model_dir = tmp_path / "models"
+    version = publish_copy_without_card(sample_model_dir, model_dir)
+    loaded = artifact.load(model_dir, session_trusted())
+    assert (loaded.version, loaded.card) == (version, None)
+    assert loaded.predictor.predict([{"name": "Mary Jones"}])[0].gender == "female"
+
+
 def test_keeps_the_newest_versions(model_dir):
-    predictor = artifact.load(model_dir, session_trusted()).predictor
-    published = [artifact.publish(predictor, {}, model_dir, session_key(), keep=2) for _ in range(4)]
+    loaded = artifact.load(model_dir, session_trusted())
+    metadata = unpublished(loaded.metadata)
+    published = [
+        artifact.publish(loaded.predictor, metadata, model_dir, session_key(), keep=2) for _ in range(4)
+    ]
     assert sorted(p.name for p in (model_dir / "versions").iterdir()) == sorted(published[-2:])
     assert artifact.current_version(model_dir) == published[-1]
 
@@ -154,7 +198,8 @@ def test_killed_writer_never_exposes_a_partial_model(model_dir):
     assert not [e for e in errors if any(sign in e for sign in damaged)], errors
     assert loads > 0
     # The next publish clears whatever the killed writers left behind.
-    artifact.publish(artifact.load(model_dir, trusted).predictor, {}, model_dir, session_key(), keep=3)
+    loaded = artifact.load(model_dir, trusted)
+    artifact.publish(loaded.predictor, unpublished(loaded.metadata), model_dir, session_key(), keep=3)
     leftovers = [
         p.name
         for p in [*model_dir.iterdir(), *(model_dir / "versions").iterdir()]

@@ -15,7 +15,7 @@ import pytest
 from model import artifact, signing
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.keys import new_key_pair, session_key, session_trusted
-from tests.fixtures.service import publish_copy
+from tests.fixtures.service import publish_copy, unpublished
 from tests.support.forgery import RunsCode, forge_version
 
 
@@ -113,9 +113,9 @@ def test_rotation_trusts_every_listed_key_until_one_is_removed(model_dir, tmp_pa
     trusted_dir.mkdir()
     for key in (session_key(), new_key):
         (trusted_dir / f"{key.key_id}.pem").write_bytes(signing.public_pem(key.private_key.public_key()))
-    predictor = artifact.load(model_dir, signing.read_trusted_keys(trusted_dir)).predictor
+    loaded = artifact.load(model_dir, signing.read_trusted_keys(trusted_dir))
 
-    new_version = artifact.publish(predictor, {}, model_dir, new_key)
+    new_version = artifact.publish(loaded.predictor, unpublished(loaded.metadata), model_dir, new_key)
     both = signing.read_trusted_keys(trusted_dir)
     assert artifact.load(model_dir, both, old_version).version == old_version
     assert artifact.load(model_dir, both, new_version).version == new_version

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 from model import artifact, signing
@@ -28,8 +29,8 @@ def sign(version_dir: Path, key: signing.SigningKey) -> None:
 
 def forge_version(model_dir: Path, marker: Path, key: signing.SigningKey | None = None) -> str:
     """versions/<id>/ with a code-running model.pkl and a model.json consistent with it (this
-    release's format, its sha256, the served version's other fields), signed with `key` if given,
-    made current; returns its id."""
+    release's format, its sha256, the served version's other fields and model card), signed with
+    `key` if given, made current; returns its id."""
     served = artifact.current_version(model_dir)
     template = (model_dir / artifact.VERSIONS / served / artifact.METADATA_FILE) if served else None
     version = artifact.new_version_id()
@@ -38,6 +39,8 @@ def forge_version(model_dir: Path, marker: Path, key: signing.SigningKey | None 
     payload = pickle.dumps(RunsCode(marker))
     (version_dir / artifact.MODEL_FILE).write_bytes(payload)
     metadata = json.loads(template.read_text()) if template else {}
+    if template and (template.parent / artifact.CARD_FILE).exists():
+        shutil.copyfile(template.parent / artifact.CARD_FILE, version_dir / artifact.CARD_FILE)
     metadata |= {"format": artifact.FORMAT, "version": version, "sha256": hashlib.sha256(payload).hexdigest()}
     (version_dir / artifact.METADATA_FILE).write_text(json.dumps(metadata))
     if key is not None:
