@@ -21,6 +21,7 @@ from service.schema import request_adapter
 from service.settings import CLIENT_TIMEOUT_S, ServiceSettings
 
 INDEX_PAGE = Path(__file__).with_name("static") / "index.html"
+MARKDOWN = "text/markdown; charset=utf-8"
 MAX_ECHOED_ENCODING = 32  # characters of a refused Content-Encoding quoted back in the error
 
 
@@ -123,6 +124,17 @@ def create_app(settings: ServiceSettings | None = None) -> Flask:
     @app.get("/version")
     def version() -> Response:
         return json_response(model_or_503().metadata)
+
+    @app.get("/model-card")
+    def model_card() -> Response:
+        model = model_or_503()
+        if model.card is None:
+            raise ApiError(
+                404,
+                "model_card_not_found",
+                f"Model version {model.version} was published without a model card; retrain to get one.",
+            )
+        return Response(model.card, content_type=MARKDOWN)
 
     @app.get("/metrics")
     def prometheus() -> Response:

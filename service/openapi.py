@@ -73,6 +73,19 @@ def openapi_document(request: TypeAdapter) -> dict[str, Any]:
                 },
             }
         },
+        "/model-card": {
+            "get": {
+                "summary": "The model card (model_card.md) of the model in use",
+                "responses": {
+                    "200": {
+                        "description": "A Hugging Face model card: YAML metadata, then Markdown",
+                        "content": {"text/markdown": {"schema": {"type": "string"}}},
+                    },
+                    "404": failure("The model in use was published without a model card"),
+                    "503": not_loaded,
+                },
+            }
+        },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics of every worker",

@@ -290,6 +290,15 @@ def test_health_ready_and_version(live_service, version, sample_model_dir):
     assert requests.get(f"{live_service}/version").json() == on_disk
 
 
+def test_the_model_card_is_the_one_beside_the_model_in_use(live_service, version, sample_model_dir):
+    response = requests.get(f"{live_service}/model-card")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/markdown; charset=utf-8"
+    on_disk = (sample_model_dir / "versions" / version / "model_card.md").read_bytes()
+    assert response.content == on_disk
+    assert f"# gender-classifier {version}" in response.text
+
+
 def test_request_id_is_echoed_or_generated(live_service):
     given = post(live_service, ORIGINAL_EXAMPLE, {"X-Request-ID": "trace-42"})
     assert given.headers["X-Request-ID"] == "trace-42"
@@ -395,6 +404,7 @@ def test_openapi_documents_every_endpoint(live_service):
         "/healthz",
         "/readyz",
         "/version",
+        "/model-card",
         "/metrics",
         "/openapi.json",
         "/",
@@ -402,6 +412,8 @@ def test_openapi_documents_every_endpoint(live_service):
     predict = document["paths"]["/predict_gender"]["post"]
     assert "unseen category" in predict["description"]
     assert {"200", "400", "413", "415", "422", "503"} <= set(predict["responses"])
+    card = document["paths"]["/model-card"]["get"]["responses"]
+    assert set(card) == {"200", "404", "503"} and "text/markdown" in card["200"]["content"]
     user = document["components"]["schemas"]["UserFeatures"]
     assert set(user["properties"]) == set(FIELD_NAMES)
     assert user["additionalProperties"] is False

@@ -17,10 +17,10 @@ import pytest
 import requests
 
 from model import signing
-from model.artifact import CURRENT, MODEL_FILE, VERSIONS, current_version
+from model.artifact import CARD_FILE, CURRENT, MODEL_FILE, VERSIONS, current_version
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.fixtures.keys import new_key_pair, session_key
-from tests.fixtures.service import API_APP, GUNICORN, publish_copy, wait_for
+from tests.fixtures.service import API_APP, GUNICORN, publish_copy, publish_copy_without_card, wait_for
 from tests.support.forgery import forge_version, sign
 from tests.support.metrics import sample_value
 from tests.support.polling import wait_until
@@ -66,6 +66,7 @@ def test_becomes_ready_by_itself_once_a_model_is_published(start_service, sample
     assert requests.get(f"{server.url}/healthz").status_code == 200
     assert requests.get(f"{server.url}/readyz").status_code == 503
     assert requests.get(f"{server.url}/version").status_code == 503
+    assert requests.get(f"{server.url}/model-card").status_code == 503
     waiting = requests.post(f"{server.url}/predict_gender", json=ORIGINAL_EXAMPLE)
     assert waiting.status_code == 503
     assert waiting.json()["error"]["code"] == "model_unavailable"
@@ -145,6 +146,12 @@ def tampered(metadata: dict, pickle_path: Path) -> None:
         pickle.write(b"\x00 payload")
 
 
+def card_tampered(metadata: dict, pickle_path: Path) -> None:
+    """model_card.md no longer matches the sha256 in model.json."""
+    card = pickle_path.with_name(CARD_FILE)
+    card.write_text(card.read_text().replace("## Known limitations", "## No limitations"))
+
+
 def of_an_older_format(metadata: dict, pickle_path: Path) -> None:
     """As a release before model formats wrote it (as the model of an upgraded API's last release)."""
     del metadata["format"]
@@ -168,6 +175,10 @@ def corrupt(model_dir: Path, marker: Path) -> str:
     return publish_bad(model_dir, tampered)
 
 
+def corrupt_card(model_dir: Path, marker: Path) -> str:
+    return publish_bad(model_dir, card_tampered)
+
+
 def older_format(model_dir: Path, marker: Path) -> str:
     return publish_bad(model_dir, of_an_older_format)
 
@@ -186,6 +197,7 @@ def forged_and_signed_by_the_attacker(model_dir: Path, marker: Path) -> str:
     ("publish", "reason", "outcome"),
     [
         (corrupt, "sha256", "refused"),
+        (corrupt_card, "model_card.md sha256", "refused"),
         (older_format, "model format 1", "refused"),
         (forged, "unsigned", "untrusted"),
         (forged_and_signed_by_the_attacker, "signed by untrusted key", "untrusted"),
@@ -235,6 +247,37 @@ def test_a_bad_version_is_refused_once_and_the_old_model_keeps_serving(
         FAST_RELOAD_S,
         lambda: f"still serving {serving()}, not the new good version {recovered}",
     )
+
+
+def test_the_model_card_follows_a_hot_swap_and_a_version_without_one_answers_404(
+    start_service, sample_model_dir, tmp_path
+):
+    model_dir = tmp_path / "models"
+    first = publish_copy(sample_model_dir, model_dir)
+    server = start_service(model_dir=model_dir, reload_interval_s=FAST_RELOAD_S, workers=WORKERS)
+    wait_for(server, "/readyz")
+
+    def card() -> requests.Response:
+        return requests.get(f"{server.url}/model-card")
+
+    def serving(version: str) -> bool:
+        # Fresh connections spread over the workers: each must have swapped.
+        return all(
+            requests.get(f"{server.url}/version").json()["version"] == version for _ in range(4 * WORKERS)
+        )
+
+    assert card().text == (model_dir / VERSIONS / first / CARD_FILE).read_text()
+    second = publish_copy(sample_model_dir, model_dir)
+    wait_until(lambda: serving(second), 5, FAST_RELOAD_S, f"{second} was never swapped in")
+    assert f"# gender-classifier {second}" in card().text
+    assert card().text == (model_dir / VERSIONS / second / CARD_FILE).read_text()
+
+    cardless = publish_copy_without_card(sample_model_dir, model_dir)
+    wait_until(lambda: serving(cardless), 5, FAST_RELOAD_S, f"{cardless} was never swapped in")
+    missing = card()
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "model_card_not_found"
+    assert cardless in missing.json()["error"]["message"]
 
 
 def test_without_trusted_keys_it_stays_unready_saying_so_and_serves_once_they_appear(
