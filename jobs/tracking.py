@@ -123,7 +123,8 @@ class MlflowTracker:
             yield run.info.run_id
 
     def log_and_register(self, staged: artifact.StagedVersion) -> str:
-        """Log the staged version as a pyfunc model in the active run and register it.
+        """Log the staged version as a pyfunc model in the active run and register it, with its
+        model card as the run's artifact and the registry version's description.
 
         Returns the registry version, tagged with our version id so the two can be matched.
         """
@@ -141,6 +142,8 @@ class MlflowTracker:
             info.model_uri, REGISTERED_MODEL, tags={VERSION_TAG: staged.version}
         )
         mlflow.set_tag(VERSION_TAG, staged.version)
+        mlflow.log_artifact(str(staged.path / artifact.CARD_FILE))
+        MlflowClient().update_model_version(REGISTERED_MODEL, registered.version, description=staged.card)
         return registered.version
 
     def record_decision(self, promote: bool, reason: str, champion_accuracy: float | None) -> None:

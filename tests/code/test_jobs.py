@@ -1,4 +1,5 @@
-"""The retrain and batch jobs' own behaviour: the gate, the lock, an unreachable tracking server."""
+"""The retrain and batch jobs' own behaviour: the gate, the lock, an unreachable tracking server, the
+model card in the registry."""
 
 import contextlib
 import json
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobs import retrain as retrain_job
@@ -207,6 +209,26 @@ def test_unreachable_tracking_server_fails_before_training(tmp_path, sample_data
     assert "MLflow tracking server http://127.0.0.1:9 is unreachable after" in out and "in 0.5 s" in out
     assert "Traceback" not in out
     assert artifact.current_version(tmp_path / "models") is None
+
+
+def test_a_tracked_retrain_logs_the_model_card_and_makes_it_the_registry_versions_description(
+    tmp_path, sample_data_dir, tracking_server
+):
+    env = job_env(
+        tmp_path, sample_data_dir, MLFLOW_TRACKING_URI=tracking_server.url, GENDER_TRACKING_WAIT_S="60"
+    )
+    done = run_job("jobs.retrain", env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if '"event": "gate"' in line]
+    record = json.loads(line[line.index("{") :])
+    version_dir = tmp_path / "models" / artifact.VERSIONS / record["candidate_version"]
+    card = (version_dir / artifact.CARD_FILE).read_text()
+
+    client = MlflowClient(tracking_uri=tracking_server.url)
+    registered = client.get_model_version(tracking.REGISTERED_MODEL, record["registry_version"])
+    assert registered.description == card
+    logged = client.download_artifacts(record["mlflow_run_id"], artifact.CARD_FILE, str(tmp_path / "logged"))
+    assert Path(logged).read_text() == card
 
 
 def test_retrain_without_its_signing_key_fails_naming_the_secret_and_publishes_nothing(

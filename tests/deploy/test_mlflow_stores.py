@@ -192,6 +192,11 @@ def test_the_jobs_track_into_postgresql_and_the_bucket_and_the_champion_loads_ba
     version = champion(client)
     assert version.version == record["registry_version"]
     assert version.tags[tracking.VERSION_TAG] == served
+    # PostgreSQL holds the description in a VARCHAR(5000), which SQLite never enforces.
+    assert (
+        version.description
+        == (tmp_path / "models" / artifact.VERSIONS / served / artifact.CARD_FILE).read_text()
+    )
     assert client.get_run(record["mlflow_run_id"]).data.tags["gate.decision"] == "promoted"
 
     # The server stores artifacts under its destination as mlflow-artifacts:/<path> names them.
