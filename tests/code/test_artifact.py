@@ -82,6 +82,27 @@ def test_a_tampered_or_missing_card_refuses_the_version(model_dir, spoil, reason
         artifact.load(model_dir, session_trusted())
 
 
+# Run as the API runs: loading and serving a version with its card must not need PyYAML, which the
+# API image lacks (only publishing renders a card).
+LOAD_WITHOUT_YAML = """
+import os, sys
+import service.app
+from model import artifact, signing
+loaded = artifact.load(sys.argv[1], signing.read_trusted_keys(os.environ["GENDER_TRUSTED_KEYS_DIR"]))
+assert loaded.card and "yaml" not in sys.modules, sorted(m for m in sys.modules if "yaml" in m)
+"""
+
+
+def test_loading_a_version_and_its_card_needs_no_yaml(model_dir):
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_WITHOUT_YAML, str(model_dir)],
+        cwd=CHECKOUT_DIR,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_version_published_before_model_cards_loads_without_one(tmp_path, sample_model_dir):
     model_dir = tmp_path / "models"
     version = publish_copy_without_card(sample_model_dir, model_dir)

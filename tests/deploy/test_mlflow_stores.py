@@ -206,7 +206,12 @@ def test_the_jobs_track_into_postgresql_and_the_bucket_and_the_champion_loads_ba
     # MLflow names the pyfunc's artifact folder after the staged version directory.
     published = {key.rsplit("/", 1)[-1] for key in stored if key.startswith("artifacts/")}
     assert "MLmodel" in stored, f"the bucket holds {sorted(stored)} under {prefix}"
-    assert {artifact.MODEL_FILE, artifact.METADATA_FILE, signing.SIGNATURE_FILE} <= published, sorted(stored)
+    assert {
+        artifact.MODEL_FILE,
+        artifact.METADATA_FILE,
+        signing.SIGNATURE_FILE,
+        artifact.CARD_FILE,
+    } <= published, sorted(stored)
 
     batch = run_job("jobs.batch_predict", env)
     assert batch.returncode == 0, batch.stdout + batch.stderr

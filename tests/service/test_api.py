@@ -291,12 +291,18 @@ def test_health_ready_and_version(live_service, version, sample_model_dir):
 
 
 def test_the_model_card_is_the_one_beside_the_model_in_use(live_service, version, sample_model_dir):
+    counted = {"endpoint": "/model-card", "status": "200"}
+    before = sample_value(
+        requests.get(f"{live_service}/metrics").text, "gender_api_requests_total", **counted
+    )
     response = requests.get(f"{live_service}/model-card")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/markdown; charset=utf-8"
     on_disk = (sample_model_dir / "versions" / version / "model_card.md").read_bytes()
     assert response.content == on_disk
     assert f"# gender-classifier {version}" in response.text
+    after = sample_value(requests.get(f"{live_service}/metrics").text, "gender_api_requests_total", **counted)
+    assert after - before == 1
 
 
 def test_request_id_is_echoed_or_generated(live_service):
