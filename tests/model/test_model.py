@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from model import artifact
+from model import artifact, card
 from model.data import feature_columns, load_users
 from model.exit_codes import ExitCode
 from model.features import column_records
@@ -80,6 +80,11 @@ def test_metadata_records_what_reproduces_the_model(real_model, real_data_dir):
     assert {source["country"] for source in metadata["prior_sources"]} >= {"US", "FR", "DE", "IT", "GB"}
     for source in metadata["prior_sources"]:
         assert source["licence"].startswith(ALLOWED_LICENCES), source
+
+
+def test_the_real_models_card_fits_the_registrys_description(real_model):
+    loaded = artifact.load(real_model[0], session_trusted())
+    assert loaded.card is not None and len(loaded.card) <= card.MAX_CHARACTERS, len(loaded.card)
 
 
 def test_travellers_from_other_countries_meet_the_targets(real_model):
