@@ -32,6 +32,7 @@ MAX_NOTEBOOK_BYTES = 2_000_000
 # Metadata that changes on every run whatever the data: papermill's run and cell timings, and the
 # kernel's execution timestamps.
 VOLATILE_CELL_METADATA = ("papermill", "execution")
+INJECTED_TAG = "injected-parameters"  # the tag of the cell papermill inserts with the parameters
 
 
 class ReportError(Exception):
@@ -53,11 +54,16 @@ def cell_failure(error: PapermillExecutionError, executed: Path) -> ReportError:
     )
 
 
-def without_volatile_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def settled(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The executed notebook without what changes on every run, and with the cell papermill inserts
+    as the project's formatting has it (ruff lints and formats notebooks too)."""
     notebook.metadata.pop("papermill", None)
     for cell in notebook.cells:
         for key in VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
+        if INJECTED_TAG in cell.metadata.get("tags", []):
+            cell.id = INJECTED_TAG  # papermill gives it a random one
+            cell.source = cell.source.rstrip("\n")
     return notebook
 
 
@@ -96,7 +102,7 @@ def run(data_dir: Path, model_dir: Path, output_dir: Path) -> Path:
         finally:
             if kernel.has_kernel:
                 kernel.shutdown_kernel()
-    notebook = without_volatile_metadata(nbformat.read(executed, as_version=4))
+    notebook = settled(nbformat.read(executed, as_version=4))
     nbformat.write(notebook, executed)
     html, _ = HTMLExporter().from_notebook_node(notebook)
     executed.with_suffix(".html").write_text(html, encoding="utf-8")

@@ -72,6 +72,14 @@ def test_the_notebook_runs_every_cell_on_generated_data(sample_data_dir, sample_
     # Papermill's timings and the kernel's timestamps are gone, so that a re-run diffs by its data.
     assert "papermill" not in executed.metadata
     assert not [cell.metadata for cell in executed.cells if {"papermill", "execution"} & set(cell.metadata)]
+    assert [cell.id for cell in executed.cells if "injected-parameters" in cell.metadata.get("tags", [])] == [
+        "injected-parameters"
+    ]
+    # Written back by --commit, the notebook must pass `make lint` as it is.
+    ruff = Path(sys.executable).with_name("ruff")
+    for command in (["check"], ["format", "--check"]):
+        linted = subprocess.run([ruff, *command, tmp_path / NOTEBOOK.name], capture_output=True, text=True)
+        assert linted.returncode == 0, linted.stdout + linted.stderr
     html = (tmp_path / "classification.html").read_text(encoding="utf-8")
     assert html.count("data:image/png;base64,") >= 8  # the figures are inside the page
     ablation = (tmp_path / "ablation.csv").read_text().splitlines()
