@@ -3,9 +3,10 @@
 Executes notebooks/classification.ipynb with papermill on this interpreter's `python3` kernel (the
 venv's ipykernel), with the data, model and output directories as its parameters, then writes the
 executed notebook and its HTML (images embedded) into the output folder. Papermill's per-cell timings
-and the kernel's execution timestamps are removed, so a re-run on the same data changes only what the
-data changed. --commit writes the executed notebook back over notebooks/classification.ipynb, which
-must stay under MAX_NOTEBOOK_BYTES for the repository's web page to show it.
+and the kernel's execution timestamps are removed: a re-run on the same data and model writes the same
+notebook, and a retrain changes little more than the model version it names. --commit writes the
+executed notebook back over notebooks/classification.ipynb, which must stay under MAX_NOTEBOOK_BYTES
+for the repository's web page to show it.
 
     python scripts/report.py [--data-dir DIR] [--model-dir DIR] [--output-dir DIR] [--commit]
 """
