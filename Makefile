@@ -42,6 +42,27 @@ down: ## Stop the local stack
 bench-train: venv ## Benchmark: training on the real data, and model.predict on 1,000,000 generated users
 	$(BIN)/python -m tests.bench.bench_train
 
+# --- The classification report (notebooks/classification.ipynb) -------------------------
+.PHONY: report report-commit
+
+REPORT_DATA := $(or $(DATA_DIR),../shared/data/voyage)
+REPORT_MODEL_DIR := var/report/models
+REPORT_DIR := reports
+# The model the report is about: retrained through the quality gate as `make train` does, in a model
+# directory of its own, then the notebook run on the same data.
+REPORT = test -f $(REPORT_DATA)/users.csv || { echo "error: no users.csv in $(REPORT_DATA) (DATA_DIR=...)" >&2; exit 1; } && \
+	GENDER_DATA_DIR=$(REPORT_DATA) GENDER_MODEL_DIR=$(REPORT_MODEL_DIR) MLFLOW_TRACKING_URI= $(BIN)/python -m jobs.retrain && \
+	$(BIN)/python scripts/report.py --data-dir $(REPORT_DATA) --model-dir $(REPORT_MODEL_DIR) --output-dir $(REPORT_DIR)
+
+report: venv ## The classification notebook on the real data (DATA_DIR, default ../shared/data/voyage): retrain into var/report/models, run it, write it and its HTML into reports/
+	$(REPORT)
+
+report-commit: venv ## `make report`, then commit the executed notebook with its outputs as notebooks/classification.ipynb
+	$(REPORT) --commit
+	git add notebooks/classification.ipynb
+	git diff --cached --quiet -- notebooks/classification.ipynb || \
+		git commit --quiet -m "notebooks/classification.ipynb: the report run on $(REPORT_DATA)" -- notebooks/classification.ipynb
+
 # --- Prediction service ------------------------------------------------------------------
 .PHONY: serve bench-serve
 

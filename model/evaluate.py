@@ -213,20 +213,19 @@ def traveller_metrics(predictor: GenderPredictor, travellers: Sequence[Traveller
     return scores
 
 
-def _pyplot():
-    # Imported here: only training draws, and the API image has no matplotlib.
-    import matplotlib
+def _figure(size: tuple[float, float]):
+    # Imported here: only training draws, and the API image has no matplotlib. A Figure of its own,
+    # not pyplot's: drawing a file then switches no backend and leaves no figure open in the caller
+    # (a notebook keeps its inline backend).
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=size)
 
 
 def save_reliability_diagram(scores: dict[str, dict], title: str, path: Path) -> Path:
     """Observed share of women against the predicted probability, bin by bin, for each setting."""
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(4.5, 4))
+    figure = _figure((4.5, 4))
+    axes = figure.subplots()
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     for setting, result in scores.items():
         _, predicted, observed = zip(*result["calibration_bins"], strict=True)
@@ -238,13 +237,12 @@ def save_reliability_diagram(scores: dict[str, dict], title: str, path: Path) ->
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path
 
 
 def save_confusion_matrix(matrix: list[list[int]], title: str, path: Path) -> Path:
-    plt = _pyplot()
-    figure, axes = plt.subplots(figsize=(4, 3.5))
+    figure = _figure((4, 3.5))
+    axes = figure.subplots()
     axes.imshow(matrix, cmap="Blues")
     for (row, column), value in np.ndenumerate(np.array(matrix)):
         axes.text(column, row, str(value), ha="center", va="center", fontsize=12)
@@ -255,5 +253,4 @@ def save_confusion_matrix(matrix: list[list[int]], title: str, path: Path) -> Pa
     axes.set_title(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path

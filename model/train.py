@@ -6,6 +6,7 @@ passes the quality gate.
 
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as package_metadata
 from pathlib import Path
@@ -15,6 +16,7 @@ from scipy import optimize
 
 from model import artifact, drift, name_data
 from model.candidates import CANDIDATES, Candidate
+from model.contract import TRAVEL_FIELDS
 from model.data import DataError, Dataset, feature_columns, load_dataset, users_with_travel
 from model.evaluate import (
     PROTOCOLS,
@@ -45,6 +47,13 @@ PEOPLE_PER_COUNTRY = 200
 # ...and this many without it, shared out by population, as the pooled prior weighs the countries.
 PEOPLE_WITHOUT_COUNTRY = 2800
 RELIABILITY_DIAGRAM = "reliability_diagram.png"
+# The ablation's blocks of input fields, added one at a time in this order: what each block of
+# features (model.features) is made from.
+ABLATION_BLOCKS = (
+    ("names", ("name", "title", "country", "name_length")),
+    ("age and company", ("age", "company")),
+    ("travel aggregates", TRAVEL_FIELDS),
+)
 TEMPERATURE_BOUNDS = (0.25, 4.0)
 
 
@@ -246,6 +255,45 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
         "mlflow_run_id": None,
     }
     return TrainingResult(predictor, selected, results, metadata, time.perf_counter() - started, prepared)
+
+
+def blanked(columns: Columns, fields: Sequence[str]) -> dict[str, np.ndarray]:
+    """The same users with `fields` missing for every one of them, as a client that never sends them."""
+    n_rows = len(next(iter(columns.values())))
+    return {name: np.full(n_rows, None) if name in fields else values for name, values in columns.items()}
+
+
+def ablation_columns(columns: Columns) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """(blocks, columns) for each step of ABLATION_BLOCKS: the blocks so far, every later block's
+    fields blanked. A block none of whose fields the users have adds no step."""
+    steps = []
+    for index, (block, fields) in enumerate(ABLATION_BLOCKS):
+        if index > 0 and not any(name in columns for name in fields):
+            continue
+        later = [name for _, block_fields in ABLATION_BLOCKS[index + 1 :] for name in block_fields]
+        steps.append((f"+ {block}" if index else f"{block} alone", blanked(columns, later)))
+    return steps
+
+
+def ablation(prepared: Prepared, candidate: CandidateResult) -> list[dict]:
+    """The candidate, with its chosen parameters, scored on the selection protocol with the input
+    blocks added one at a time: {"blocks", "accuracy", "roc_auc"} per step (ablation_columns).
+
+    Blanked fields go through the one feature path as missing values, and each step's folds are made
+    again from its own columns, so that no step's features see a blanked field.
+    """
+    estimator = next(c for c in CANDIDATES if c.name == candidate.name)
+    rows = []
+    for blocks, columns in ablation_columns(prepared.columns):
+        folds = make_folds(
+            SELECTION_PROTOCOL, columns, prepared.labels, prepared.prior, prepared.people, prepared.seed
+        )
+        probabilities = out_of_fold_probabilities(
+            folds, lambda y: estimator.build(candidate.params, y), len(prepared.labels)
+        )
+        scored = metrics(prepared.labels, probabilities)
+        rows.append({"blocks": blocks, "accuracy": scored["accuracy"], "roc_auc": scored["roc_auc"]})
+    return rows
 
 
 def summary_table(result: TrainingResult) -> str:
