@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: help venv lint test train up down bench-train clean
+.PHONY: help venv lint test train up down bench-train bench-batch clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,8 +39,11 @@ up: venv ## The local stack: MLflow on :5500, retrain on sample data (or DATA_DI
 down: ## Stop the local stack
 	scripts/stack.sh down
 
-bench-train: venv ## Benchmark: training on the real data, and model.predict on 1,000,000 generated users
+bench-train: venv ## Benchmark: the retrain job on the real data and on 20,000 and 100,000 generated users
 	$(BIN)/python -m tests.bench.bench_train
+
+bench-batch: venv ## Benchmark: model.predict on 1,000,000 generated users (rows/s, peak memory)
+	$(BIN)/python -m tests.bench.bench_batch
 
 # --- The classification report (notebooks/classification.ipynb) -------------------------
 .PHONY: report report-commit
