@@ -272,20 +272,27 @@ def check_format(version_dir: Path, metadata: dict) -> None:
         )
 
 
+def _matching(version_dir: Path, name: str, recorded: str, refusal: str) -> bytes:
+    """The bytes of a version's file whose sha256 is the one model.json records; `refusal` ends the
+    message when they differ."""
+    data = _read(version_dir, name)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != recorded:
+        raise ArtifactError(
+            f"{version_dir}: {name} sha256 {actual[:12]}… does not match {METADATA_FILE} "
+            f"({recorded[:12]}…); {refusal}"
+        )
+    return data
+
+
 def _card(version_dir: Path, metadata: dict) -> str | None:
     """model_card.md's text when model.json records its sha256 (None when it records none: a version
     published before model cards); refused like model.pkl when the file does not match."""
     recorded = metadata.get("model_card_sha256")
     if recorded is None:
         return None
-    card_bytes = _read(version_dir, CARD_FILE)
-    actual = hashlib.sha256(card_bytes).hexdigest()
-    if actual != recorded:
-        raise ArtifactError(
-            f"{version_dir}: {CARD_FILE} sha256 {actual[:12]}… does not match "
-            f"{METADATA_FILE} ({str(recorded)[:12]}…); refusing the version"
-        )
-    return card_bytes.decode()  # as stage wrote it: the sha256 matches
+    # As stage wrote it: the sha256 matches.
+    return _matching(version_dir, CARD_FILE, str(recorded), "refusing the version").decode()
 
 
 def verify_version_dir(version_dir: Path, trusted: signing.TrustedKeys) -> tuple[dict, bytes, str | None]:
@@ -303,13 +310,7 @@ def verify_version_dir(version_dir: Path, trusted: signing.TrustedKeys) -> tuple
         raise UntrustedVersion(str(error)) from None
     check_format(version_dir, metadata)
     # Read once: the bytes that are checked are the bytes that are unpickled.
-    model_bytes = _read(version_dir, MODEL_FILE)
-    actual = hashlib.sha256(model_bytes).hexdigest()
-    if actual != recorded:
-        raise ArtifactError(
-            f"{version_dir}: {MODEL_FILE} sha256 {actual[:12]}… does not match "
-            f"{METADATA_FILE} ({recorded[:12]}…); refusing to unpickle it"
-        )
+    model_bytes = _matching(version_dir, MODEL_FILE, recorded, "refusing to unpickle it")
     return metadata, model_bytes, _card(version_dir, metadata)
 
 
