@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.bench.measure import report, run
+from tests.bench.measure import report, retrain, run
 
 SCORED_USERS = 1_000_000
 TRAINING_USERS = 2_000
@@ -21,14 +21,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         run(["-m", "model.sample_data", "--out", str(work / "train"), "--users", str(TRAINING_USERS)])
-        run(
-            ["-m", "jobs.retrain"],
-            {
-                "GENDER_DATA_DIR": str(work / "train"),
-                "GENDER_MODEL_DIR": str(work / "models"),
-                "MLFLOW_TRACKING_URI": "",
-            },
-        )
+        retrain(work / "train", work / "models")
         big = work / "big"
         run(["-m", "model.sample_data", "--out", str(big), "--users", str(SCORED_USERS), "--users-only"])
         scored = run(

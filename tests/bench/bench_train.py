@@ -9,20 +9,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.bench.measure import Measured, report, run
+from tests.bench.measure import report, retrain, run
 from tests.fixtures.data import REAL_DATA_DIR
 
 GENERATED_USERS = (20_000, 100_000)
 REAL_BUDGET_S = 60.0
 LARGEST_BUDGET_S = 120.0
 LARGEST_MAX_PEAK_MB = 4096
-
-
-def retrain(data_dir: Path, model_dir: Path) -> Measured:
-    return run(
-        ["-m", "jobs.retrain"],
-        {"GENDER_DATA_DIR": str(data_dir), "GENDER_MODEL_DIR": str(model_dir), "MLFLOW_TRACKING_URI": ""},
-    )
 
 
 def main() -> int:

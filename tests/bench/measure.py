@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 from tests.fixtures.data import CHECKOUT_DIR
@@ -29,6 +30,14 @@ def run(args: list[str], env: dict[str, str] | None = None) -> Measured:
     if child.returncode != 0:
         raise subprocess.CalledProcessError(child.returncode, child.args)
     return Measured(seconds, usage.ru_maxrss / 1024)
+
+
+def retrain(data_dir: Path, model_dir: Path) -> Measured:
+    """The retrain job end to end, untracked: what the CronJob runs."""
+    return run(
+        ["-m", "jobs.retrain"],
+        {"GENDER_DATA_DIR": str(data_dir), "GENDER_MODEL_DIR": str(model_dir), "MLFLOW_TRACKING_URI": ""},
+    )
 
 
 def report(rows: list[tuple[str, float, str, bool | None]]) -> int:
