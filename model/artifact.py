@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import shutil
 import time
 from dataclasses import dataclass
@@ -36,10 +37,14 @@ PUBLISH_WAIT_S = 60.0
 TEMP_PREFIX = ".incoming-"
 DEFAULT_KEEP = 5
 CHUNK_BYTES = 1 << 20
-# What model.pkl holds: the classes and attributes this code unpickles and calls. Raised whenever
-# they change in a way an older model cannot follow; 2: text normalization, titles and the
-# multilingual first-name prior. A model.json without the field is of format 1.
-FORMAT = 2
+# What model.pkl holds and how: the classes and attributes this code unpickles and calls, and the
+# file's encoding. Raised whenever they change in a way an older model cannot follow; 2: text
+# normalization, titles and the multilingual first-name prior, written by joblib; 3: the same
+# objects as a plain pickle, which loads several times faster than joblib's reader. A model.json
+# without the field is of format 1.
+FORMAT = 3
+# The formats this code reads, and how: format 2 holds the objects format 3 holds.
+UNPICKLERS = {2: lambda data: joblib.load(io.BytesIO(data)), 3: pickle.loads}
 
 
 class ArtifactError(Exception):
@@ -161,7 +166,7 @@ def stage(
     version = new_version_id()
     incoming = versions / f"{TEMP_PREFIX}{version}"
     incoming.mkdir()
-    joblib.dump(predictor, incoming / MODEL_FILE)
+    (incoming / MODEL_FILE).write_bytes(pickle.dumps(predictor, protocol=pickle.HIGHEST_PROTOCOL))
     for extra in extras:
         shutil.copyfile(extra, incoming / Path(extra).name)
     for written in incoming.iterdir():
@@ -265,9 +270,10 @@ def _parse_metadata(version_dir: Path, data: bytes) -> dict:
 def check_format(version_dir: Path, metadata: dict) -> None:
     """Refuse a version whose model.pkl this code cannot read: train a new one with this release."""
     written = metadata.get("format", 1)
-    if written != FORMAT:
+    if written not in UNPICKLERS:
+        readable = " and ".join(str(f) for f in UNPICKLERS)
         raise IncompatibleFormat(
-            f"{version_dir}: model format {written}, and this release reads format {FORMAT}; "
+            f"{version_dir}: model format {written}, and this release reads formats {readable}; "
             "retrain with this release (the retrain CronJob, or make train)"
         )
 
@@ -320,7 +326,7 @@ def load_version_dir(version_dir: Path, trusted: signing.TrustedKeys) -> LoadedM
     return LoadedModel(
         version=metadata.get("version", Path(version_dir).name),
         metadata=metadata,
-        predictor=joblib.load(io.BytesIO(model_bytes)),
+        predictor=UNPICKLERS[metadata.get("format", 1)](model_bytes),
         card=card,
     )
 

@@ -1,7 +1,8 @@
-"""Load and validate the Voyage CSVs (users, hotels, flights).
+"""Load and validate the Voyage tables (users, hotels, flights), as CSV or Parquet files.
 
-Every file is read as text first and checked column by column, so a bad file is refused
-with the file, row and column named, instead of a pandas traceback or a silent coercion.
+A CSV file is read as text first and checked column by column, a Parquet file's column types are
+checked first and then its values the same way, so a bad file is refused with the file, row and
+column named, instead of a pandas traceback or a silent coercion.
 """
 
 from dataclasses import dataclass
@@ -9,12 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from model import contract
+from model.features import Factorized
 
 GENDERS = ("male", "female", "none")
 FLIGHT_TYPES = ("economic", "premium", "firstClass")
 DATE_FORMAT = "%m/%d/%Y"
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TEXT_FIELDS = frozenset(field.name for field in contract.FIELDS if field.kind is str)
 
 
 @dataclass(frozen=True)
@@ -109,39 +117,37 @@ def _first_bad(mask: np.ndarray) -> int:
 def _convert_text(path: Path, raw: pd.Series, column: Column) -> pd.Series:
     """A text column as it is (None where an empty cell is allowed), refusing the first bad value.
 
-    Text values are not quoted in the messages: a name is personal data.
+    Each distinct value is checked once: a column repeats its values far more often than not. Text
+    values are not quoted in the messages: a name is personal data.
     """
-    if column.contract_text:
-        control = raw.str.contains(contract.CONTROL_PATTERN, regex=True)
-        if control.any():
-            row = _first_bad(control.to_numpy())
-            character = contract.control_character(raw.iloc[row - 1])
-            raise DataError(path, contract.control_character_message(character), row, column.name)
-    empty = (raw.str.strip() == "").to_numpy()
-    if empty.any() and not column.may_be_empty:
-        raise DataError(path, "empty value", _first_bad(empty), column.name)
+    codes, distinct = pd.factorize(raw)
+    values = pd.Series(distinct)
+
+    def first_row(bad: pd.Series) -> int | None:
+        """The first row (1-based) whose value is bad, None when none is."""
+        return _first_bad(bad.to_numpy(dtype=bool)[codes]) if bad.any() else None
+
+    if column.contract_text and (row := first_row(values.str.contains(contract.CONTROL_PATTERN, regex=True))):
+        character = contract.control_character(raw.iloc[row - 1])
+        raise DataError(path, contract.control_character_message(character), row, column.name)
+    empty = values.str.strip() == ""
+    if not column.may_be_empty and (row := first_row(empty)):
+        raise DataError(path, "empty value", row, column.name)
     given = ~empty
-    if column.choices is not None:
-        unknown = given & ~raw.isin(column.choices).to_numpy()
-        if unknown.any():
-            row = _first_bad(unknown)
-            value = raw.iloc[row - 1]
-            raise DataError(
-                path, f"unknown value {value!r}, expected one of {list(column.choices)}", row, column.name
-            )
-    if column.max_chars is not None:
-        long = given & (raw.str.len() > column.max_chars).to_numpy()
-        if long.any():
-            raise DataError(path, f"longer than {column.max_chars} characters", _first_bad(long), column.name)
-    if column.pattern is not None:
-        mismatched = given & ~raw.str.fullmatch(column.pattern).to_numpy(dtype=bool)
-        if mismatched.any():
-            raise DataError(path, f"does not match {column.pattern}", _first_bad(mismatched), column.name)
-    return raw.where(given, None) if column.may_be_empty else raw
+    if column.choices is not None and (row := first_row(given & ~values.isin(column.choices))):
+        message = f"unknown value {raw.iloc[row - 1]!r}, expected one of {list(column.choices)}"
+        raise DataError(path, message, row, column.name)
+    if column.max_chars is not None and (row := first_row(given & (values.str.len() > column.max_chars))):
+        raise DataError(path, f"longer than {column.max_chars} characters", row, column.name)
+    if column.pattern is not None and (
+        row := first_row(given & ~values.str.fullmatch(column.pattern).astype(bool))
+    ):
+        raise DataError(path, f"does not match {column.pattern}", row, column.name)
+    return raw.where(given.to_numpy()[codes], None) if column.may_be_empty else raw
 
 
 def _convert(path: Path, raw: pd.Series, column: Column) -> pd.Series:
-    """Convert one text column to its type, refusing the first bad value with its row."""
+    """Convert one text column (of a CSV file) to its type, refusing the first bad value with its row."""
     if column.kind == "text":
         return _convert_text(path, raw, column)
     if column.kind == "date":
@@ -151,7 +157,23 @@ def _convert(path: Path, raw: pd.Series, column: Column) -> pd.Series:
             row = _first_bad(bad)
             raise DataError(path, f"not a MM/DD/YYYY date: {raw.iloc[row - 1]!r}", row, column.name)
         return values
-    values = pd.to_numeric(raw, errors="coerce")
+    return _checked_number(path, _numbers(raw, column.kind), column, raw)
+
+
+def _numbers(raw: pd.Series, kind: str) -> pd.Series:
+    """Text as numbers (NaN where a value is not one): Arrow's parser, in one call, when every value
+    is an integer (int) or a number (float); otherwise pandas', value by value, to find those that
+    are not."""
+    try:
+        parsed = pc.cast(pa.array(raw), pa.int64() if kind == "int" else pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_numeric(raw, errors="coerce")
+    return pd.Series(parsed.to_numpy(zero_copy_only=False), index=raw.index)
+
+
+def _checked_number(path: Path, values: pd.Series, column: Column, raw: pd.Series) -> pd.Series:
+    """A numeric column, refusing the first value that is missing, not finite, not whole where the
+    column holds integers, or out of bounds; `raw` is what the file holds, for the message."""
     bad = (values.isna() | ~np.isfinite(values)).to_numpy()
     if column.kind == "int":
         bad = bad | (values.fillna(0.5).mod(1).to_numpy() != 0)
@@ -169,23 +191,93 @@ def _convert(path: Path, raw: pd.Series, column: Column) -> pd.Series:
     return values.astype("int64") if column.kind == "int" else values.astype("float64")
 
 
-def read_table(path: Path | str, columns: tuple[Column, ...], optional: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Read a CSV and validate its header and every value; `optional` columns may be absent."""
-    path = Path(path)
+# The Parquet column types each kind of column takes.
+PARQUET_TYPES = {
+    "int": ("an integer type", pa.types.is_integer),
+    "float": ("a numeric type", lambda t: pa.types.is_integer(t) or pa.types.is_floating(t)),
+    "text": ("a string type", lambda t: pa.types.is_string(t) or pa.types.is_large_string(t)),
+    "date": ("a date or timestamp type", lambda t: pa.types.is_date(t) or pa.types.is_timestamp(t)),
+}
+
+
+def _convert_parquet(path: Path, raw: pa.ChunkedArray, column: Column) -> pd.Series:
+    """Check one Parquet column's type, then its values as a CSV column's are checked."""
+    expected, accepts = PARQUET_TYPES[column.kind]
+    if not accepts(raw.type):
+        raise DataError(path, f"column type {raw.type}, expected {expected}", column=column.name)
+    if column.kind == "text":  # a null is an empty cell
+        return _convert_text(path, raw.fill_null("").to_pandas(), column)
+    if raw.null_count:
+        raise DataError(path, "missing value", _first_bad(raw.is_null().to_numpy()), column.name)
+    values = raw.to_pandas()
+    if column.kind == "date":
+        return pd.to_datetime(values)
+    return _checked_number(path, values, column, values)
+
+
+def _read_csv(path: Path, columns: tuple[Column, ...], use_threads: bool = True) -> dict[str, pd.Series]:
+    """Every column as text, exactly as the file holds it (no value is read as missing)."""
+    bad_rows: list[pa_csv.InvalidRow] = []
+
+    def refuse(row: pa_csv.InvalidRow) -> str:
+        bad_rows.append(row)
+        return "error"
+
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, skipinitialspace=False)
+        table = pa_csv.read_csv(
+            path,
+            read_options=pa_csv.ReadOptions(use_threads=use_threads),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=refuse),
+            convert_options=pa_csv.ConvertOptions(
+                column_types={column.name: pa.string() for column in columns},
+                null_values=[],
+                strings_can_be_null=False,
+            ),
+        )
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise DataError(path, f"not a readable CSV file ({str(error).strip()})") from None
+    except (pa.ArrowInvalid, UnicodeDecodeError) as error:
+        if bad_rows and bad_rows[0].number is None:  # parsed in parallel: read again to find the row
+            return _read_csv(path, columns, use_threads=False)
+        if bad_rows:  # the row's text is not quoted: it holds personal data
+            row = bad_rows[0]
+            message = f"{row.actual_columns} fields where the header has {row.expected_columns}"
+            raise DataError(path, message, row.number - 1) from None  # number: its line
+        reason = "empty file" if path.exists() and path.stat().st_size == 0 else str(error).strip()
+        raise DataError(path, f"not a readable CSV file ({reason})") from None
+    return {name: table[name].to_pandas() for name in table.column_names}
+
+
+def _read_parquet(path: Path) -> dict[str, pa.ChunkedArray]:
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(path, f"not a readable Parquet file ({str(error).strip()})") from None
+    return {name: table[name] for name in table.column_names}
+
+
+def is_parquet(path: Path | str) -> bool:
+    """Whether a table file is Parquet (by its extension); any other is read and written as CSV."""
+    return Path(path).suffix.lower() in PARQUET_SUFFIXES
+
+
+def read_table(path: Path | str, columns: tuple[Column, ...], optional: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Read a CSV or Parquet file and validate its header and every value; `optional` columns may be
+    absent."""
+    path = Path(path)
+    parquet = is_parquet(path)
+    raw = _read_parquet(path) if parquet else _read_csv(path, columns)
     expected = [c.name for c in columns]
-    missing = [name for name in expected if name not in raw.columns and name not in optional]
+    missing = [name for name in expected if name not in raw and name not in optional]
     if missing:
         raise DataError(path, f"missing columns {missing}; expected {expected}")
-    extra = [name for name in raw.columns if name not in expected]
+    extra = [name for name in raw if name not in expected]
     if extra:
         raise DataError(path, f"unexpected columns {extra}; expected {expected}")
-    return pd.DataFrame({c.name: _convert(path, raw[c.name], c) for c in columns if c.name in raw.columns})
+    convert = _convert_parquet if parquet else _convert
+    return pd.DataFrame({c.name: convert(path, raw[c.name], c) for c in columns if c.name in raw})
 
 
 def load_users(path: Path | str) -> pd.DataFrame:
@@ -255,9 +347,26 @@ def travel_aggregates(dataset: Dataset) -> pd.DataFrame:
 
 def users_with_travel(dataset: Dataset) -> pd.DataFrame:
     """users.csv with each user's travel aggregates (no columns added when there are no trip files)."""
+    if dataset.hotels is None and dataset.flights is None:
+        return dataset.users
     return dataset.users.join(travel_aggregates(dataset), on="code")
 
 
 def feature_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """A table's prediction fields as columns, the input of the shared feature path."""
     return {field: frame[field].to_numpy() for field in frame.columns if field in contract.FIELD_BY_NAME}
+
+
+def factorized_columns(frame: pd.DataFrame) -> dict[str, np.ndarray | Factorized]:
+    """feature_columns, with each text column factorized by pandas: the feature path then finds a
+    large table's distinct names without hashing every row in Python."""
+    columns = feature_columns(frame.drop(columns=[f for f in frame.columns if f in TEXT_FIELDS]))
+    for field in TEXT_FIELDS.intersection(frame.columns):
+        text = pa.array(frame[field], type=pa.string())
+        if isinstance(text, pa.ChunkedArray):  # what an Arrow-backed column converts to
+            text = text.combine_chunks()
+        encoded = text.dictionary_encode()
+        distinct = encoded.dictionary.to_pylist()
+        codes = encoded.indices.fill_null(len(distinct)).to_numpy()  # a missing value: the None appended
+        columns[field] = Factorized(codes, [*distinct, None])
+    return columns

@@ -6,10 +6,10 @@ counts the same bins, so live counts keep their meaning across a model swap and 
 few series per feature. A bin never carries a name, only what kind of name it is.
 """
 
-import bisect
 import math
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+
+import numpy as np
 
 from model.contract import KNOWN_COMPANIES
 
@@ -51,19 +51,27 @@ FEATURE_NAMES = tuple(FEATURES)
 # recording rules of the Prometheus route use the same floor.
 PSI_FLOOR = 1e-4
 PSI_ALERT = 0.2  # the usual reading: above 0.2 the population has shifted
-_COMPANIES = frozenset(KNOWN_COMPANIES)
 
 
-def numeric_bin(field: str, value: float | None) -> str:
-    if value is None or value != value:  # value != value: NaN
+_EDGE_ARRAYS = {field: np.array(edges, dtype=float) for field, edges in NUMERIC_EDGES.items()}
+_BIN_INDEX = {feature: {value: i for i, value in enumerate(values)} for feature, values in FEATURES.items()}
+
+
+def bin_index(feature: str, value: str) -> int:
+    """The position of a bin in FEATURES[feature]: what a users' bins array holds."""
+    return _BIN_INDEX[feature][value]
+
+
+def numeric_bins(field: str, values: np.ndarray) -> np.ndarray:
+    """The bin index of every value of a numeric field: MISSING (0) for NaN, else the last bin whose
+    lower edge is <= the value."""
+    return np.where(np.isnan(values), 0, 1 + np.searchsorted(_EDGE_ARRAYS[field], values, side="right"))
+
+
+def company_bin(company) -> str:
+    if not isinstance(company, str) or not company:
         return MISSING
-    return _NUMERIC_LABELS[field][bisect.bisect_right(NUMERIC_EDGES[field], value)]
-
-
-def company_bin(company: str | None) -> str:
-    if not company:
-        return MISSING
-    return company if company in _COMPANIES else "other"
+    return company if company in KNOWN_COMPANIES else "other"
 
 
 def title_bin(title_gender: str | None, has_title: bool) -> str:
@@ -82,23 +90,24 @@ class BinCounts:
     """Users counted per feature and bin, added a batch at a time."""
 
     def __init__(self) -> None:
-        self.counts = [Counter() for _ in FEATURE_NAMES]
+        self.counts = [np.zeros(len(values), dtype=np.int64) for values in FEATURES.values()]
         self.users = 0
 
-    def add(self, users_bins: Iterable[tuple[str, ...]]) -> "BinCounts":
-        rows = list(users_bins)
-        self.users += len(rows)
-        # Column by column: Counter counts a whole column in one call.
-        for counter, column in zip(self.counts, zip(*rows, strict=True), strict=False):
-            counter.update(column)
+    def add(self, bins: np.ndarray) -> "BinCounts":
+        """Count users' bins: one row per user, one column per feature (bin indices, FEATURES order)."""
+        self.users += len(bins)
+        for feature, counts in enumerate(self.counts):
+            counts += np.bincount(bins[:, feature], minlength=len(counts))
         return self
 
     def shares(self) -> dict[str, dict[str, float]]:
         """{feature: {bin: share of the users}}; every bin is listed, 0.0 when empty."""
         users = self.users or 1  # no users: every count is 0
         return {
-            feature: {value: counter[value] / users for value in FEATURES[feature]}
-            for feature, counter in zip(FEATURE_NAMES, self.counts, strict=True)
+            feature: {
+                value: int(count) / users for value, count in zip(FEATURES[feature], counts, strict=True)
+            }
+            for feature, counts in zip(FEATURE_NAMES, self.counts, strict=True)
         }
 
 

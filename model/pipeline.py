@@ -1,11 +1,12 @@
 """The fitted model: features and estimator in one object, the thing model.pkl holds."""
 
-import math
-import operator
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
-from model.features import Encoded, FeatureBuilder, to_matrix
+import numpy as np
+
+from model import drift
+from model.features import TITLE_GENDERS, Columns, FeatureBuilder, columns_of
 
 CLASSES = ("male", "female")  # label 1 is female
 # How sure a gendered title (Mrs, Herr, Sig.ra, ...) makes the answer, whatever the first name: the
@@ -19,9 +20,16 @@ class Prediction(NamedTuple):
     bins: tuple[str, ...]  # the user's inputs as drift bins (model.drift), for monitoring
 
 
+class Scores(NamedTuple):
+    """A table's users scored, one entry per user."""
+
+    female: np.ndarray  # the probability of female, after what a gendered title states
+    bins: np.ndarray  # the users' inputs as drift bins (model.features.Encoded.bins)
+
+
 class GenderPredictor:
-    """Users in (JSON instances, or a table's column_records), predictions out; training's
-    evaluation, batch scoring, serving and the MLflow pyfunc all call this."""
+    """Users in, probabilities out: score() for a table's columns; predict() for JSON instances.
+    Training's evaluation, batch scoring, serving and the MLflow pyfunc all call score()."""
 
     def __init__(self, features: FeatureBuilder, estimator, candidate: str, temperature: float = 1.0):
         """`temperature` multiplies the estimator's log-odds (model.train fits it on people drawn
@@ -35,38 +43,50 @@ class GenderPredictor:
         # scikit-learn and SciPy, so a serving worker starts sooner and holds less memory.
         self.estimator = None if self._linear is not None else _single_threaded(estimator)
 
+    def score(self, columns: Columns) -> Scores:
+        """The probability of female and the drift bins of every user of a table."""
+        encoded = self.features.encode(columns)
+        if self._linear is not None:
+            weights, bias = self._linear
+            female = logistic(encoded.features @ np.array(weights) + bias)
+        else:
+            female = tempered(self.estimator.predict_proba(encoded.features)[:, 1], self.temperature)
+        return Scores(title_decides(female, encoded.title_gender), encoded.bins)
+
     def predict(self, users: Iterable[Mapping]) -> list[Prediction]:
         """The likelier gender of every user, with its probability and the user's drift bins."""
-        encoded = self.features.encode(users)
+        female, bins = self.score(columns_of(users))
+        labels, probabilities = likelier(female)
+        bin_names = [drift.FEATURES[feature] for feature in drift.FEATURE_NAMES]
         return [
-            Prediction("female", p, user.bins) if p >= 0.5 else Prediction("male", 1.0 - p, user.bins)
-            for p, user in zip(self._female(encoded), encoded, strict=True)
+            Prediction(
+                CLASSES[label], p, tuple(names[i] for names, i in zip(bin_names, user_bins, strict=True))
+            )
+            for label, p, user_bins in zip(
+                labels.tolist(), probabilities.tolist(), bins.tolist(), strict=True
+            )
         ]
 
-    def female_probability(self, users: Iterable[Mapping]) -> list[float]:
-        """The model's probability of female for each user, then what a gendered title states."""
-        return self._female(self.features.encode(users))
-
-    def _female(self, encoded: list[Encoded]) -> list[float]:
-        rows = [user.features for user in encoded]
-        if self._linear is not None:
-            # The estimator's predict_proba, folded into one dot product per row in plain Python:
-            # no matrix, no numpy calls, whose fixed cost would dominate a one-row request.
-            weights, bias = self._linear
-            scores = [_logistic(sum(map(operator.mul, row, weights), bias)) for row in rows]
-        else:
-            female = self.estimator.predict_proba(to_matrix(rows))[:, 1].tolist()
-            scores = [_tempered(p, self.temperature) for p in female]
-        return [title_decides(p, user.title_gender) for p, user in zip(scores, encoded, strict=True)]
+    def female_probability(self, users: Iterable[Mapping]) -> np.ndarray:
+        """The probability of female of each user (JSON instances), after what a title states."""
+        return self.score(columns_of(users)).female
 
 
-def title_decides(female: float, title_gender: str | None) -> float:
-    """A gendered title moves the answer to its gender, at least TITLE_PROBABILITY sure of it."""
-    if title_gender == "female":
-        return max(female, TITLE_PROBABILITY)
-    if title_gender == "male":
-        return min(female, 1.0 - TITLE_PROBABILITY)
-    return female
+def likelier(female: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's likelier gender as its label (CLASSES index) and that gender's probability."""
+    labels = (female >= 0.5).astype(np.intp)
+    return labels, np.where(labels == 1, female, 1.0 - female)
+
+
+def title_decides(female: np.ndarray, title_gender: np.ndarray) -> np.ndarray:
+    """A gendered title moves the answer to its gender, at least TITLE_PROBABILITY sure of it
+    (title_gender indexes model.features.TITLE_GENDERS)."""
+    female = np.where(
+        title_gender == TITLE_GENDERS.index("female"), np.maximum(female, TITLE_PROBABILITY), female
+    )
+    return np.where(
+        title_gender == TITLE_GENDERS.index("male"), np.minimum(female, 1.0 - TITLE_PROBABILITY), female
+    )
 
 
 def _single_threaded(estimator):
@@ -76,18 +96,19 @@ def _single_threaded(estimator):
     return estimator
 
 
-def _logistic(z: float) -> float:
-    # Either branch only ever exponentiates a non-positive number: no overflow for any z.
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
+def logistic(z: np.ndarray) -> np.ndarray:
+    # Only ever exponentiates a non-positive number: no overflow for any z.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def _tempered(female: float, temperature: float) -> float:
-    if temperature == 1.0 or female in (0.0, 1.0):
+def tempered(female: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities with their log-odds times `temperature`; 0 and 1 stay as they are."""
+    if temperature == 1.0:
         return female
-    return _logistic(temperature * math.log(female / (1.0 - female)))
+    with np.errstate(divide="ignore"):
+        log_odds = np.log(female) - np.log1p(-female)
+    return np.where((female == 0.0) | (female == 1.0), female, logistic(temperature * log_odds))
 
 
 def _linear_form(estimator, temperature: float) -> tuple[tuple[float, ...], float] | None:

@@ -3,6 +3,7 @@ its checksum or its format (signatures: test_signing.py)."""
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import joblib
 import pytest
 
 from model import artifact
@@ -131,7 +133,7 @@ def test_tampered_model_is_refused_before_unpickling(model_dir):
         artifact.load(model_dir, session_trusted())
 
 
-@pytest.mark.parametrize("written", [{}, {"format": artifact.FORMAT - 1}, {"format": artifact.FORMAT + 1}])
+@pytest.mark.parametrize("written", [{}, {"format": 1}, {"format": artifact.FORMAT + 1}])
 def test_a_model_of_another_format_is_refused_before_unpickling(model_dir, written):
     version = artifact.current_version(model_dir)
     version_dir = model_dir / "versions" / version
@@ -142,9 +144,27 @@ def test_a_model_of_another_format_is_refused_before_unpickling(model_dir, writt
     metadata["sha256"] = artifact.sha256_file(version_dir / "model.pkl")
     (version_dir / "model.json").write_text(json.dumps(metadata))
     sign(version_dir, session_key())  # as a release that signed, but wrote another format
-    expected = rf"model format {written.get('format', 1)}, and this release reads format {artifact.FORMAT}"
+    expected = rf"model format {written.get('format', 1)}, and this release reads formats 2 and 3"
     with pytest.raises(artifact.IncompatibleFormat, match=expected):
         artifact.load(model_dir, session_trusted())
+
+
+def test_a_version_of_the_previous_format_still_loads(model_dir):
+    # Format 2 wrote model.pkl with joblib; a served model of it keeps serving across the upgrade.
+    current = artifact.load(model_dir, session_trusted())
+    version_dir = model_dir / "versions" / current.version
+    joblib.dump(current.predictor, version_dir / "model.pkl")
+    metadata = json.loads((version_dir / "model.json").read_text())
+    metadata |= {"format": 2, "sha256": artifact.sha256_file(version_dir / "model.pkl")}
+    (version_dir / "model.json").write_text(json.dumps(metadata))
+    sign(version_dir, session_key())
+    assert (version_dir / "model.pkl").read_bytes() != pickle.dumps(
+        current.predictor, pickle.HIGHEST_PROTOCOL
+    )
+    users = [{"name": "Mary Stone", "age": 30}, {"name": "John Smith", "country": "US"}, {}]
+    assert artifact.load(model_dir, session_trusted()).predictor.predict(users) == current.predictor.predict(
+        users
+    )
 
 
 def test_missing_model_and_metadata_are_refused(tmp_path, model_dir):

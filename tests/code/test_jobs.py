@@ -2,6 +2,7 @@
 model card in the registry."""
 
 import contextlib
+import csv
 import json
 import os
 import shutil
@@ -61,12 +62,13 @@ def test_retrain_without_tracking_publishes_and_batch_scores_the_unlabelled(tmp_
     version = artifact.current_version(tmp_path / "models")
     done = run_job("jobs.batch_predict", env)
     assert done.returncode == 0, done.stdout + done.stderr
-    latest = (tmp_path / "predictions" / "latest.csv").read_text().splitlines()
+    with open(tmp_path / "predictions" / "latest.csv", newline="") as file:
+        latest = list(csv.DictReader(file))
     n_unlabelled = sum(
         1 for line in (sample_data_dir / "users.csv").read_text().splitlines() if ",none," in line
     )
-    assert len(latest) == 1 + n_unlabelled
-    assert latest[1].endswith(version)
+    assert len(latest) == n_unlabelled
+    assert {row["model_version"] for row in latest} == {version}
 
 
 def test_the_bootstrap_trains_once_and_then_does_nothing(tmp_path, sample_data_dir):
@@ -94,7 +96,7 @@ def unsigned(version_dir: Path) -> None:
 
 @pytest.mark.parametrize(
     ("written_by", "reason"),
-    [(signed_but_of_format_1, "model format 1, and this release reads format"), (unsigned, "unsigned")],
+    [(signed_but_of_format_1, "model format 1, and this release reads formats"), (unsigned, "unsigned")],
 )
 def test_after_an_upgrade_the_bootstrap_replaces_a_model_this_release_cannot_load(
     tmp_path, sample_data_dir, written_by, reason

@@ -7,10 +7,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from model.features import FeatureBuilder
+from model.features import TITLE_GENDERS, FeatureBuilder, columns_of
 from model.names import NamePrior
 from model.pipeline import TITLE_PROBABILITY, GenderPredictor, title_decides
-from tests.fixtures.data import records_to_columns
 
 PRIOR = NamePrior({"mary": 5.0, "john": -5.0, "anna": 4.0}, {}, {})
 # Women travel more and men stay longer in hotels here, so the two counts pull in opposite directions.
@@ -37,9 +36,9 @@ REQUESTS = [
 def fitted(estimator) -> tuple[GenderPredictor, np.ndarray]:
     """A predictor around `estimator` fitted on USERS, and the estimator's own P(female) for REQUESTS."""
     builder = FeatureBuilder(PRIOR)
-    matrix, labels = builder.training_matrix(records_to_columns(USERS), LABELS)
+    matrix, labels = builder.training_matrix(columns_of(USERS), LABELS)
     estimator.fit(matrix, labels)
-    expected = estimator.predict_proba(builder.transform(records_to_columns(REQUESTS)))[:, 1]
+    expected = estimator.predict_proba(builder.transform(columns_of(REQUESTS)))[:, 1]
     return GenderPredictor(builder, estimator, "candidate"), expected
 
 
@@ -88,7 +87,8 @@ def test_predictions_name_the_likelier_gender_with_its_probability():
     ],
 )
 def test_a_gendered_title_decides(model_says, title, expected):
-    assert title_decides(model_says, title) == pytest.approx(expected)
+    [decided] = title_decides(np.array([model_says]), np.array([TITLE_GENDERS.index(title)]))
+    assert decided == pytest.approx(expected)
 
 
 def test_the_predictor_applies_titles_after_the_model():

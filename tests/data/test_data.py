@@ -4,6 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from model.data import DataError, load_dataset, load_users, travel_aggregates
@@ -158,3 +161,71 @@ def test_retrain_refuses_a_bad_file_without_traceback(tmp_path):
     assert "Traceback" not in done.stdout + done.stderr
     assert f"{users}, row 1 (line 2), column 'age': not an integer: 'abc'" in done.stdout
     assert not (tmp_path / "m" / "current").exists()
+
+
+def parquet(tmp_path: Path, name: str, table: pa.Table) -> Path:
+    path = tmp_path / name
+    pq.write_table(table, path)
+    return path
+
+
+def test_a_parquet_users_file_loads_as_its_csv_does(tmp_path):
+    from_csv = load_users(write(tmp_path, "users.csv", GOOD_USERS))
+    from_parquet = load_users(parquet(tmp_path, "users.parquet", pa.Table.from_pandas(from_csv)))
+    pd.testing.assert_frame_equal(from_parquet, from_csv)
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (
+            {"code": [0], "company": ["4You"], "name": ["Roy Braun"], "age": ["21"]},
+            "column 'age': column type string, expected an integer type",
+        ),
+        (
+            {"code": [0], "company": ["4You"], "name": ["Roy Braun"], "age": [21.5]},
+            "column 'age': column type double, expected an integer type",
+        ),
+        (
+            {
+                "code": [0, 1],
+                "company": ["4You", "4You"],
+                "name": ["Roy Braun", "Ann Lee"],
+                "age": [21, None],
+            },
+            "row 2 (line 3), column 'age': missing value",
+        ),
+        (
+            {"code": [0], "company": [7], "name": ["Roy Braun"], "age": [21]},
+            "column 'company': column type int64, expected a string type",
+        ),
+        (
+            {"code": [0, 1], "company": ["4You", None], "name": ["Roy Braun", "Ann Lee"], "age": [21, 30]},
+            "row 2 (line 3), column 'company': empty value",
+        ),
+        (
+            {"code": [0], "company": ["4You"], "name": ["Roy Braun"], "age": [130]},
+            "column 'age': 130 is above",
+        ),
+        ({"code": [0], "name": ["Roy Braun"], "age": [30]}, "missing columns ['company']"),
+    ],
+)
+def test_parquet_users_validation(tmp_path, columns, expected):
+    path = parquet(tmp_path, "users.parquet", pa.table(columns))
+    with pytest.raises(DataError) as refused:
+        load_users(path)
+    assert str(refused.value).startswith(str(path)) and expected in str(refused.value)
+
+
+def test_an_unreadable_parquet_file_is_named(tmp_path):
+    path = write(tmp_path, "users.parquet", GOOD_USERS)  # CSV text under a Parquet name
+    with pytest.raises(DataError, match=r"users\.parquet: not a readable Parquet file"):
+        load_users(path)
+    with pytest.raises(DataError, match=r"absent\.parquet: file not found"):
+        load_users(tmp_path / "absent.parquet")
+
+
+def test_a_row_with_too_many_fields_is_named(tmp_path):
+    path = write(tmp_path, "users.csv", GOOD_USERS + "\n3,4You,Ann Lee,female,30,extra")
+    with pytest.raises(DataError, match=r"row 4 \(line 5\): 6 fields where the header has 5"):
+        load_users(path)

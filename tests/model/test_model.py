@@ -339,3 +339,14 @@ def test_predict_cli_without_a_model_says_so(tmp_path, sample_data_dir):
     )
     assert done.returncode == ExitCode.NO_MODEL
     assert "no model has been published" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_predict_cli_refuses_a_parquet_file_of_wrong_types_and_writes_nothing(sample_model_dir, tmp_path):
+    users = tmp_path / "users.parquet"
+    pd.DataFrame({"code": [0], "company": ["4You"], "name": ["Ann Lee"], "age": ["thirty"]}).to_parquet(users)
+    out = tmp_path / "out" / "predictions.parquet"
+    done = run_predict("--model-dir", str(sample_model_dir), "--input", str(users), "--output", str(out))
+    assert done.returncode == ExitCode.BAD_INPUT
+    assert f"{users}, column 'age': column type string, expected an integer type" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.parent.exists() or not any(out.parent.iterdir())
