@@ -101,7 +101,16 @@ class MlflowTracker:
         """A parent run holding everything about one training: params, metrics, data, candidates."""
         mlflow.set_experiment(EXPERIMENT)
         with mlflow.start_run(run_name=f"retrain-{result.selected.name}") as run:
-            mlflow.log_params({"selected_candidate": result.selected.name, **result.selected.params})
+            search = result.metadata["search"]
+            mlflow.log_params(
+                {
+                    "selected_candidate": result.selected.name,
+                    **result.selected.params,
+                    "searched_users": search["searched_users"],
+                    "labelled_users": search["labelled_users"],
+                    "search_sample": search["sample"] or "none: every labelled user",
+                }
+            )
             mlflow.log_metrics(_flat_metrics(result.selected.metrics) | {"training_seconds": result.seconds})
             travellers = _flat_metrics(result.metadata["travellers"]["metrics"])
             mlflow.log_metrics({f"travellers_{name}": value for name, value in travellers.items()})

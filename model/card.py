@@ -82,10 +82,18 @@ def _front_matter(metadata: dict) -> str:
 
 def _evaluation(metadata: dict) -> list[str]:
     header = " | ".join(METRIC_NAMES[metric] for metric in METRICS)
+    search = metadata.get("search")  # none in a model trained before search samples
+    sampled = search is not None and search["sample"] is not None
+    evaluated = (
+        f"a sample of {search['searched_users']:,} of the {search['labelled_users']:,} labelled users "
+        f"({search['sample']}; the model is fitted on all of them)"
+        if sampled
+        else "the labelled users"
+    )
     lines = [
         "## Evaluation",
         "",
-        f"Out-of-fold on the labelled users; selected on {metadata['selection_protocol']} (test first names "
+        f"Out-of-fold on {evaluated}; selected on {metadata['selection_protocol']} (test first names "
         "unseen in training).",
         "",
         f"| protocol | {header} |",

@@ -51,13 +51,13 @@ class Fold:
     train_features: np.ndarray
     train_labels: np.ndarray
     builder: FeatureBuilder  # fitted on the training part
-    test_users: list[dict]
+    test_columns: dict[str, np.ndarray]
     test_index: np.ndarray
 
 
-def first_name_groups(columns: Columns, n_rows: int) -> list[str]:
+def first_name_groups(columns: Columns) -> list[str]:
     """Group key per row: its first name; rows without one are each their own group."""
-    return [name or f"#unnamed-{i}" for i, name in enumerate(first_names(columns, n_rows))]
+    return [name or f"#unnamed-{i}" for i, name in enumerate(first_names(columns))]
 
 
 def _age_band(age) -> str:
@@ -114,7 +114,7 @@ def make_folds(
         splits = StratifiedKFold(N_FOLDS, shuffle=True, random_state=seed).split(labels, labels)
     else:
         splitter = StratifiedGroupKFold(N_FOLDS, shuffle=True, random_state=seed)
-        splits = splitter.split(labels, labels, groups=first_name_groups(columns, len(labels)))
+        splits = splitter.split(labels, labels, groups=first_name_groups(columns))
     folds = []
     for train_index, test_index in splits:
         builder = FeatureBuilder(prior, seed)
@@ -126,7 +126,7 @@ def make_folds(
                 train_features=train_features,
                 train_labels=train_labels,
                 builder=builder,
-                test_users=list(column_records(take(columns, test_index))),
+                test_columns=take(columns, test_index),
                 test_index=test_index,
             )
         )
@@ -140,7 +140,7 @@ def out_of_fold_probabilities(folds: list[Fold], build_estimator, n_rows: int) -
         estimator = build_estimator(fold.train_labels)
         estimator.fit(fold.train_features, fold.train_labels)
         predictor = GenderPredictor(fold.builder, estimator, "fold")
-        probabilities[fold.test_index] = predictor.female_probability(fold.test_users)
+        probabilities[fold.test_index] = predictor.score(fold.test_columns).female
     return probabilities
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import optimize
+from sklearn.model_selection import train_test_split
 
 from model import artifact, drift, name_data
 from model.candidates import CANDIDATES, Candidate
@@ -31,7 +32,7 @@ from model.evaluate import (
     traveller_metrics,
 )
 from model.evaluate import save_confusion_matrix as draw_confusion_matrix
-from model.features import FEATURE_NAMES, Columns, FeatureBuilder, column_records
+from model.features import FEATURE_NAMES, Columns, FeatureBuilder, take
 from model.names import NameCounts, NamePrior
 from model.pipeline import GenderPredictor
 from model.sample_data import SURNAMES
@@ -55,6 +56,11 @@ ABLATION_BLOCKS = (
     ("travel aggregates", TRAVEL_FIELDS),
 )
 TEMPERATURE_BOUNDS = (0.25, 4.0)
+# At most this many labelled users are searched and evaluated on (every candidate, fold and
+# protocol), drawn stratified by label; the selected candidate is then fitted on every labelled
+# user. Training time then stops growing with the search as the user base grows, and the sample is
+# recorded (model.json's "search", MLflow's params), never silent.
+SEARCH_USERS = 10_000
 
 
 @dataclass(frozen=True)
@@ -62,12 +68,15 @@ class Prepared:
     """The validated inputs of training and what every candidate is evaluated on."""
 
     dataset: Dataset
-    columns: Columns  # the labelled users' prediction fields
+    columns: Columns  # the searched users' prediction fields: the labelled users, or a sample
     labels: np.ndarray  # 1 for female
     prior: NamePrior
     people: Population  # drawn from the first-name statistics, trained on beside the users
-    folds: dict[str, list[Fold]]  # protocol -> its folds
+    folds: dict[str, list[Fold]]  # protocol -> its folds of the searched users
     seed: int
+    all_columns: Columns  # every labelled user, whom the selected candidate is fitted on
+    all_labels: np.ndarray
+    search: dict  # what model.json records: the searched users, the labelled users, how drawn
 
 
 @dataclass
@@ -129,7 +138,7 @@ def fit_temperature(predictor: GenderPredictor, people: Population) -> float:
     the population corrects that and leaves every predicted gender as it is.
     """
     columns, labels = people
-    female = np.clip(np.array(predictor.female_probability(column_records(columns))), 1e-12, 1 - 1e-12)
+    female = np.clip(predictor.score(columns).female, 1e-12, 1 - 1e-12)
     log_odds = np.log(female / (1 - female))
 
     def log_loss(temperature: float) -> float:
@@ -195,9 +204,8 @@ def fingerprint(paths: dict[str, Path | None], dataset: Dataset, n_labelled: int
 def drift_reference(predictor: GenderPredictor, columns) -> dict:
     """The training users' inputs as drift bins and the share predicted female: what the API and the
     batch job compare the users they score with (model.drift)."""
-    predictions = predictor.predict(column_records(columns))
-    female = sum(p.gender == "female" for p in predictions) / len(predictions) if predictions else 0.0
-    return drift.reference(drift.BinCounts().add(p.bins for p in predictions), female)
+    female, bins = predictor.score(columns)
+    return drift.reference(drift.BinCounts().add(bins), float((female >= 0.5).mean()) if len(female) else 0.0)
 
 
 def library_versions() -> dict[str, str]:
@@ -206,26 +214,50 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def prepare(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> Prepared:
-    """Load and validate the inputs, fit the first-name prior and make every protocol's folds."""
+def prepare(
+    paths: dict[str, Path | None], seed: int = DEFAULT_SEED, search_users: int = SEARCH_USERS
+) -> Prepared:
+    """Load and validate the inputs, fit the first-name prior, draw the searched users (SEARCH_USERS)
+    and make every protocol's folds of them."""
     dataset = load_dataset(paths["users"], paths.get("hotels"), paths.get("flights"))
-    columns, labels = labelled_columns(dataset)
+    all_columns, all_labels = labelled_columns(dataset)
+    searched = search_sample(all_labels, search_users, seed)
+    columns, labels = take(all_columns, searched), all_labels[searched]
     counts = name_data.first_name_counts()
     prior = NamePrior.fit(counts, name_data.POPULATIONS)
     people = population(counts)
     folds = {protocol: make_folds(protocol, columns, labels, prior, people, seed) for protocol in PROTOCOLS}
-    return Prepared(dataset, columns, labels, prior, people, folds, seed)
+    search = {
+        "searched_users": len(labels),
+        "labelled_users": len(all_labels),
+        "sample": None if len(labels) == len(all_labels) else f"stratified by label, seed {seed}",
+    }
+    return Prepared(dataset, columns, labels, prior, people, folds, seed, all_columns, all_labels, search)
 
 
-def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingResult:
-    """Load and validate the inputs, evaluate every candidate, refit the selected one on all data."""
+def search_sample(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """The rows (in order) of at most `size` users drawn stratified by label; every row when there
+    are no more than that."""
+    if len(labels) <= size:
+        return np.arange(len(labels))
+    sampled, _ = train_test_split(
+        np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed, shuffle=True
+    )
+    return np.sort(sampled)
+
+
+def train(
+    paths: dict[str, Path | None], seed: int = DEFAULT_SEED, search_users: int = SEARCH_USERS
+) -> TrainingResult:
+    """Load and validate the inputs, evaluate every candidate on the searched users, fit the
+    selected one on every labelled user."""
     started = time.perf_counter()
-    prepared = prepare(paths, seed)
+    prepared = prepare(paths, seed, search_users)
     columns, labels, prior, people = prepared.columns, prepared.labels, prepared.prior, prepared.people
     results = [search_candidate(candidate, prepared.folds, labels) for candidate in CANDIDATES]
     selected = select(results)
     builder = FeatureBuilder(prior, seed)
-    features, feature_labels = builder.training_matrix(columns, labels, people)
+    features, feature_labels = builder.training_matrix(prepared.all_columns, prepared.all_labels, people)
     estimator = next(c for c in CANDIDATES if c.name == selected.name).build(selected.params, feature_labels)
     estimator.fit(features, feature_labels)
     untempered = GenderPredictor(builder, estimator, selected.name)
@@ -236,11 +268,12 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
         "params": selected.params,
         "metrics": selected.metrics,
         "selection_protocol": SELECTION_PROTOCOL,
+        "search": prepared.search,
         "temperature": temperature,
         "candidates": {r.name: {"params": r.params, "metrics": r.metrics} for r in results},
         # Accuracy within segments of the users, each scored by a model that did not see its first name.
         "segments": segment_accuracy(columns, labels, selected.probabilities[SELECTION_PROTOCOL], prior),
-        "data": fingerprint(paths, prepared.dataset, len(labels)),
+        "data": fingerprint(paths, prepared.dataset, len(prepared.all_labels)),
         "travellers": {
             "source": name_data.TRAVELLER_SOURCE,
             "metrics": traveller_metrics(predictor, name_data.travellers()),
@@ -250,7 +283,7 @@ def train(paths: dict[str, Path | None], seed: int = DEFAULT_SEED) -> TrainingRe
             for s in (*name_data.PRIOR_SOURCES, name_data.SSA_SOURCE)
         ],
         "features": list(FEATURE_NAMES),
-        "drift_reference": drift_reference(predictor, columns),
+        "drift_reference": drift_reference(predictor, prepared.all_columns),
         "libraries": library_versions(),
         "mlflow_run_id": None,
     }

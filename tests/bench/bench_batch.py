@@ -2,19 +2,40 @@
 
 Targets (2 cores): at least 300,000 rows/s, process start, reading the users and writing the
 predictions included, with peak memory under 1 GB. The model is trained on generated users first
-(untracked), so the benchmark needs no real data. Prints what it measured; exits 1 on a miss.
+(untracked), so the benchmark needs no real data. Each measure is the best of RUNS runs (the
+machine's other load only ever slows a run); the peak memory is the largest of them. Prints what it
+measured; exits 1 on a miss.
 """
 
 import sys
 import tempfile
 from pathlib import Path
 
-from tests.bench.measure import report, retrain, run
+import pandas as pd
+
+from tests.bench.measure import Measured, report, retrain, run
 
 SCORED_USERS = 1_000_000
 TRAINING_USERS = 2_000
 MIN_ROWS_PER_S = 300_000
 MAX_PEAK_MB = 1024
+RUNS = 3
+
+
+def score(model_dir: Path, users: Path, output: Path) -> Measured:
+    """The best time and the largest peak memory of RUNS runs of model.predict."""
+    args = [
+        "-m",
+        "model.predict",
+        "--model-dir",
+        str(model_dir),
+        "--input",
+        str(users),
+        "--output",
+        str(output),
+    ]
+    runs = [run(args) for _ in range(RUNS)]
+    return Measured(min(r.seconds for r in runs), max(r.peak_mb for r in runs))
 
 
 def main() -> int:
@@ -24,35 +45,29 @@ def main() -> int:
         retrain(work / "train", work / "models")
         big = work / "big"
         run(["-m", "model.sample_data", "--out", str(big), "--users", str(SCORED_USERS), "--users-only"])
-        scored = run(
-            [
-                "-m",
-                "model.predict",
-                "--model-dir",
-                str(work / "models"),
-                "--input",
-                str(big / "users.csv"),
-                "--output",
-                str(work / "predictions.csv"),
-            ]
-        )
-    rows_per_s = SCORED_USERS / scored.seconds
-    return report(
-        [
+        pd.read_csv(big / "users.csv").to_parquet(big / "users.parquet", index=False)
+        csv = score(work / "models", big / "users.csv", work / "predictions.csv")
+        parquet = score(work / "models", big / "users.parquet", work / "predictions.parquet")
+    rows = []
+    for label, measured, target in (("CSV", csv, True), ("Parquet", parquet, False)):
+        rows_per_s = SCORED_USERS / measured.seconds
+        met_speed = rows_per_s >= MIN_ROWS_PER_S if target else None
+        met_memory = measured.peak_mb < MAX_PEAK_MB if target else None
+        rows += [
             (
-                "model.predict, 1M users (rows/s)",
+                f"model.predict {label}, 1M users (rows/s)",
                 rows_per_s,
-                f">= {MIN_ROWS_PER_S:,}",
-                rows_per_s >= MIN_ROWS_PER_S,
+                f">= {MIN_ROWS_PER_S:,}" if target else "",
+                met_speed,
             ),
             (
-                "model.predict peak memory (MB)",
-                scored.peak_mb,
-                f"< {MAX_PEAK_MB}",
-                scored.peak_mb < MAX_PEAK_MB,
+                f"model.predict {label} peak memory (MB)",
+                measured.peak_mb,
+                f"< {MAX_PEAK_MB}" if target else "",
+                met_memory,
             ),
         ]
-    )
+    return report(rows)
 
 
 if __name__ == "__main__":

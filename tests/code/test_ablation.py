@@ -53,7 +53,16 @@ def test_users_without_travel_get_no_travel_step():
 def test_each_block_earns_what_its_fields_say_of_the_gender():
     columns, labels = users(np.random.default_rng(1))
     prepared = Prepared(
-        dataset=None, columns=columns, labels=labels, prior=PRIOR, people=None, folds={}, seed=0
+        dataset=None,
+        columns=columns,
+        labels=labels,
+        prior=PRIOR,
+        people=None,
+        folds={},
+        seed=0,
+        all_columns=columns,
+        all_labels=labels,
+        search={},
     )
     candidate = CandidateResult("logistic_regression", {"C": 1.0}, metrics={})
     rows = ablation(prepared, candidate)
