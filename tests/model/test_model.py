@@ -347,6 +347,6 @@ def test_predict_cli_refuses_a_parquet_file_of_wrong_types_and_writes_nothing(sa
     out = tmp_path / "out" / "predictions.parquet"
     done = run_predict("--model-dir", str(sample_model_dir), "--input", str(users), "--output", str(out))
     assert done.returncode == ExitCode.BAD_INPUT
-    assert f"{users}, column 'age': column type string, expected an integer type" in done.stderr
+    assert f"{users}, column 'age': column type large_string, expected an integer type" in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.parent.exists() or not any(out.parent.iterdir())
