@@ -32,7 +32,7 @@ from model.evaluate import (
     traveller_metrics,
 )
 from model.evaluate import save_confusion_matrix as draw_confusion_matrix
-from model.features import FEATURE_NAMES, Columns, FeatureBuilder, take
+from model.features import FEATURE_NAMES, Columns, FeatureBuilder, n_rows, take
 from model.names import NameCounts, NamePrior
 from model.pipeline import GenderPredictor
 from model.sample_data import SURNAMES
@@ -292,8 +292,8 @@ def train(
 
 def blanked(columns: Columns, fields: Sequence[str]) -> dict[str, np.ndarray]:
     """The same users with `fields` missing for every one of them, as a client that never sends them."""
-    n_rows = len(next(iter(columns.values())))
-    return {name: np.full(n_rows, None) if name in fields else values for name, values in columns.items()}
+    rows = n_rows(columns)
+    return {name: np.full(rows, None) if name in fields else values for name, values in columns.items()}
 
 
 def ablation_columns(columns: Columns) -> list[tuple[str, dict[str, np.ndarray]]]:
