@@ -209,7 +209,7 @@ pin-base: ## Pin docker/Dockerfile's base image to the digest its registry serve
 
 UV ?= $(BIN)/uv
 # The groups docker/Dockerfile installs, each from requirements/<group>.txt.
-LOCKED_GROUPS := build serve train mlflow
+LOCKED_GROUPS := build serve train spark mlflow
 REQUIREMENTS_DIR ?= requirements
 
 lock: venv ## Resolve uv.lock again from pyproject.toml's groups, then export requirements/ from it
