@@ -94,6 +94,7 @@ class DataError(ValueError):
     """A refused input file; the message names the file, and the row and column when there is one."""
 
     def __init__(self, path: Path | str, message: str, row: int | None = None, column: str | None = None):
+        self.reason, self.row, self.column = message, row, column
         where = f"{path}"
         if row is not None:
             # Row 1 is the first data row, on line 2 of the file (after the header).
@@ -202,9 +203,7 @@ PARQUET_TYPES = {
 
 def _convert_parquet(path: Path, raw: pa.ChunkedArray, column: Column) -> pd.Series:
     """Check one Parquet column's type, then its values as a CSV column's are checked."""
-    expected, accepts = PARQUET_TYPES[column.kind]
-    if not accepts(raw.type):
-        raise DataError(path, f"column type {raw.type}, expected {expected}", column=column.name)
+    check_parquet_type(path, column, raw.type)
     if column.kind == "text":  # a null is an empty cell
         return _convert_text(path, raw.fill_null("").to_pandas(), column)
     if raw.null_count:
@@ -263,21 +262,39 @@ def is_parquet(path: Path | str) -> bool:
     return Path(path).suffix.lower() in PARQUET_SUFFIXES
 
 
+def check_header(path: Path | str, names: list[str], columns: tuple[Column, ...], optional: tuple[str, ...]):
+    """Refuse a table whose column names are not `columns`; `optional` ones may be absent."""
+    expected = [c.name for c in columns]
+    missing = [name for name in expected if name not in names and name not in optional]
+    if missing:
+        raise DataError(path, f"missing columns {missing}; expected {expected}")
+    extra = [name for name in names if name not in expected]
+    if extra:
+        raise DataError(path, f"unexpected columns {extra}; expected {expected}")
+
+
+def check_parquet_type(path: Path | str, column: Column, kind: pa.DataType) -> None:
+    """Refuse a Parquet column whose type cannot hold the column's values."""
+    expected, accepts = PARQUET_TYPES[column.kind]
+    if not accepts(kind):
+        raise DataError(path, f"column type {kind}, expected {expected}", column=column.name)
+
+
+def checked_values(path: Path | str, raw: dict, columns: tuple[Column, ...], parquet: bool) -> pd.DataFrame:
+    """The columns of `raw` that `columns` lists, each value checked: Arrow columns of a Parquet file,
+    or a CSV file's text exactly as it holds it."""
+    convert = _convert_parquet if parquet else _convert
+    return pd.DataFrame({c.name: convert(path, raw[c.name], c) for c in columns if c.name in raw})
+
+
 def read_table(path: Path | str, columns: tuple[Column, ...], optional: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a CSV or Parquet file and validate its header and every value; `optional` columns may be
     absent."""
     path = Path(path)
     parquet = is_parquet(path)
     raw = _read_parquet(path) if parquet else _read_csv(path, columns)
-    expected = [c.name for c in columns]
-    missing = [name for name in expected if name not in raw and name not in optional]
-    if missing:
-        raise DataError(path, f"missing columns {missing}; expected {expected}")
-    extra = [name for name in raw if name not in expected]
-    if extra:
-        raise DataError(path, f"unexpected columns {extra}; expected {expected}")
-    convert = _convert_parquet if parquet else _convert
-    return pd.DataFrame({c.name: convert(path, raw[c.name], c) for c in columns if c.name in raw})
+    check_header(path, list(raw), columns, optional)
+    return checked_values(path, raw, columns, parquet)
 
 
 def load_users(path: Path | str) -> pd.DataFrame:

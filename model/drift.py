@@ -7,7 +7,7 @@ few series per feature. A bin never carries a name, only what kind of name it is
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -98,6 +98,19 @@ class BinCounts:
         self.users += len(bins)
         for feature, counts in enumerate(self.counts):
             counts += np.bincount(bins[:, feature], minlength=len(counts))
+        return self
+
+    def flat(self) -> list[int]:
+        """The users, then every feature's counts in FEATURES order: one row of numbers to send."""
+        return [self.users, *np.concatenate(self.counts).tolist()]
+
+    def add_flat(self, flat: Sequence[int]) -> "BinCounts":
+        """Add the users and counts of another BinCounts' flat()."""
+        self.users += flat[0]
+        start = 1
+        for counts in self.counts:
+            counts += np.asarray(flat[start : start + len(counts)], dtype=np.int64)
+            start += len(counts)
         return self
 
     def shares(self) -> dict[str, dict[str, float]]:

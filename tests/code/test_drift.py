@@ -97,3 +97,16 @@ def test_the_training_users_scored_as_a_batch_have_not_drifted(sample_model_dir,
     measured = drift.drift(score(labelled, loaded).bins, loaded.metadata["drift_reference"])
     assert measured["users"] == loaded.metadata["drift_reference"]["users"]
     assert max(measured["psi"].values()) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_counts_sent_as_flat_rows_add_up_to_the_counts_of_all_the_users(predictor, sample_data_dir):
+    users = load_dataset(dataset_paths(sample_data_dir)["users"]).users
+    bins = predictor.score(columns_of(users.to_dict("records"))).bins
+    whole = drift.BinCounts().add(bins)
+    halves = [drift.BinCounts().add(part).flat() for part in (bins[:150], bins[150:])]
+    merged = drift.BinCounts()
+    for flat in halves:
+        merged.add_flat(flat)
+    assert merged.users == whole.users == len(users)
+    assert merged.shares() == whole.shares()
+    assert merged.flat() == whole.flat() != drift.BinCounts().add(bins[:150]).flat()
