@@ -48,3 +48,6 @@ class RetrainSettings(JobSettings):
 
 class BatchSettings(JobSettings):
     output_dir: Path = VAR_DIR / "predictions"
+    # The Spark engine's master, e.g. local[2]; unset: the one spark-submit gives (the Spark
+    # Operator's driver), else local[*].
+    spark_master: str | None = None
