@@ -42,7 +42,7 @@ down: ## Stop the local stack
 bench-train: venv ## Benchmark: the retrain job on the real data and on 20,000 and 100,000 generated users
 	$(BIN)/python -m tests.bench.bench_train
 
-bench-batch: venv ## Benchmark: model.predict on 1,000,000 generated users (rows/s, peak memory)
+bench-batch: venv ## Benchmark: model.predict on 1,000,000 generated users (rows/s, peak memory), the Spark engine on 5,000,000 at local[1] and local[2]
 	$(BIN)/python -m tests.bench.bench_batch
 
 # --- The classification report (notebooks/classification.ipynb) -------------------------
@@ -164,7 +164,7 @@ clean: ## Remove var/ (local models, data, logs) and caches
 BASE_IMAGE ?=
 STANDIN_BASE := gender-base:bookworm
 # docker/Dockerfile's targets; the image of target NAME is gender-NAME.
-IMAGE_NAMES := api jobs mlflow
+IMAGE_NAMES := api jobs spark mlflow
 OCI := org.opencontainers.image
 # The build's own labels: docker applies --label after the Dockerfile's last instruction, so a new
 # revision only rewrites the images' metadata. The proxy and index variables pass through from the
@@ -183,7 +183,7 @@ images images-minikube image-sizes: TAG ?= $(BUILD_TAG)
 base-image: ## Build the stand-in base image gender-base:bookworm with debootstrap (no registry needed)
 	docker/base-image.sh $(STANDIN_BASE)
 
-images: ## Build gender-api, gender-jobs, gender-mlflow as :TAG (default: this build's tag; BASE_IMAGE=... to override; EXTRA_TAG=... tags them twice)
+images: ## Build gender-api, gender-jobs, gender-spark, gender-mlflow as :TAG (default: this build's tag; BASE_IMAGE=... to override; EXTRA_TAG=... tags them twice)
 	for name in $(IMAGE_NAMES); do \
 		echo "--- gender-$$name:$(TAG)"; \
 		docker build -f docker/Dockerfile --target $$name $(IMAGE_BUILD_ARGS) -t gender-$$name:$(TAG) \

@@ -5,11 +5,11 @@ set -euo pipefail
 
 TAG="${1:-$(git rev-parse --short HEAD)}"
 # Budgets in MB (10^6 bytes, as `docker images` counts).
-declare -A BUDGET_MB=([gender-api]=600 [gender-jobs]=1000 [gender-mlflow]=1200)
+declare -A BUDGET_MB=([gender-api]=600 [gender-jobs]=1000 [gender-spark]=1700 [gender-mlflow]=1200)
 
 status=0
 printf '%-24s %10s %10s\n' IMAGE SIZE_MB BUDGET_MB
-for name in gender-api gender-jobs gender-mlflow; do
+for name in gender-api gender-jobs gender-spark gender-mlflow; do
     image="$name:$TAG"
     if ! bytes=$(docker image inspect --format '{{.Size}}' "$image" 2>/dev/null); then
         printf '%-24s %10s %10s  MISSING\n' "$image" - "${BUDGET_MB[$name]}"

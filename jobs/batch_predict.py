@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from jobs import entry, pushgateway, tracking
-from jobs.settings import BatchSettings
+from jobs.settings import BatchSettings, SparkBatchSettings
 from model import artifact, drift, signing
 from model.data import load_dataset
 from model.predict import score, write_atomically
@@ -133,8 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.engine == "spark" and args.input is None:
         parser.error("--engine spark scores the users table that --input names")
+    settings_class = SparkBatchSettings if args.engine == "spark" else BatchSettings
     return entry.run(
-        "jobs.batch_predict", BatchSettings, lambda settings: batch_predict(settings, args.input, args.engine)
+        "jobs.batch_predict",
+        settings_class,
+        lambda settings: batch_predict(settings, args.input, args.engine),
     )
 
 

@@ -48,6 +48,11 @@ class RetrainSettings(JobSettings):
 
 class BatchSettings(JobSettings):
     output_dir: Path = VAR_DIR / "predictions"
-    # The Spark engine's master, e.g. local[2]; unset: the one spark-submit gives (the Spark
-    # Operator's driver), else local[*].
+
+
+class SparkBatchSettings(BatchSettings):
+    """The Spark engine's (`jobs.batch_predict --engine spark`)."""
+
+    # Spark's master, e.g. local[2]; unset: the one spark-submit gives (the Spark Operator's
+    # driver), else local[*].
     spark_master: str | None = None

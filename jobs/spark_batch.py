@@ -35,7 +35,7 @@ from pyspark.sql.types import ArrayType, LongType, StringType, StructField, Stru
 
 from jobs import tracking
 from jobs.batch_predict import Scoring
-from jobs.settings import BatchSettings
+from jobs.settings import SparkBatchSettings
 from model import artifact, contract, drift
 from model.data import (
     OPTIONAL_USERS_COLUMNS,
@@ -70,7 +70,7 @@ SPARK_TYPES = {str: "string", float: "double", int: "bigint"}
 log = logging.getLogger("jobs.spark_batch")
 
 
-def score(settings: BatchSettings, users_file: Path, stamp: str) -> Scoring:
+def score(settings: SparkBatchSettings, users_file: Path, stamp: str) -> Scoring:
     if tracking.server_uri() is None:
         raise SettingsError(
             f"the Spark engine scores {CHAMPION_URI}: set MLFLOW_TRACKING_URI to the registry"
@@ -129,7 +129,7 @@ def load_champion(model_dir: str) -> artifact.LoadedModel:
     return mlflow.pyfunc.load_model(model_dir).unwrap_python_model().loaded
 
 
-def session(settings: BatchSettings) -> SparkSession:
+def session(settings: SparkBatchSettings) -> SparkSession:
     # The Python workers run this interpreter, whose environment holds the model's libraries.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     # A job's log is read later, not watched: no progress bars in it.

@@ -168,7 +168,9 @@ def test_push_refuses_images_built_on_a_base_without_digest(fake_docker, monkeyp
     pushes = [line for line in fake_docker.read_text().splitlines() if line.startswith("push ")]
     if pushed:
         assert result.returncode == 0, result.stderr
-        assert pushes == [f"push registry.invalid/gc/gender-{name}:t1" for name in ("api", "jobs", "mlflow")]
+        assert pushes == [
+            f"push registry.invalid/gc/gender-{name}:t1" for name in ("api", "jobs", "spark", "mlflow")
+        ]
     else:
         assert result.returncode != 0
         assert f"built on '{UNPINNED_BASE}', not on a base pinned by digest" in result.stderr
