@@ -77,7 +77,12 @@ def score(settings: SparkBatchSettings, users_file: Path, stamp: str) -> Scoring
         )
     with tempfile.TemporaryDirectory(prefix="gender-champion-") as work:
         model_dir, registry_version = download_champion(Path(work))
-        champion = load_champion(str(model_dir))
+        try:
+            champion = load_champion(str(model_dir))
+        except artifact.ArtifactError as error:
+            raise artifact.ArtifactError(
+                f"{CHAMPION_URI} (registry version {registry_version}): {error}"
+            ) from None
         spark = session(settings)
         try:
             spark.sparkContext.addFile(str(model_dir), recursive=True)

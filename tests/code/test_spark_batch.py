@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from model.exit_codes import ExitCode
+from tests.fixtures.keys import new_key_pair
 from tests.fixtures.models import job_env, run_job
 from tests.fixtures.tracking import start_tracking_server
 
@@ -191,3 +192,21 @@ def test_the_spark_engine_needs_a_registry_and_a_table(tmp_path, sample_data_dir
     no_table = run_job("jobs.batch_predict", job_env(tmp_path, sample_data_dir), args=["--engine", "spark"])
     assert no_table.returncode == ExitCode.USAGE
     assert "--engine spark scores the users table that --input names" in no_table.stderr
+
+
+def test_a_champion_signed_by_an_untrusted_key_is_refused_before_unpickling(
+    tmp_path, sample_data_dir, registry
+):
+    _, others = new_key_pair(tmp_path / "other-keys")
+    done = spark_job(
+        tmp_path,
+        sample_data_dir,
+        sample_data_dir / "users.csv",
+        MLFLOW_TRACKING_URI=registry.url,
+        GENDER_TRUSTED_KEYS_DIR=str(others),
+    )
+    assert done.returncode == ExitCode.NO_MODEL
+    assert f"{CHAMPION} (registry version 1): " in done.stdout
+    assert "signed by untrusted key" in done.stdout and "refusing to unpickle it" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert nothing_written(tmp_path / "predictions")
