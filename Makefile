@@ -78,7 +78,10 @@ bench-serve: venv ## Benchmark the API against a bare JSON echo (needs Debian's 
 # --- Kubernetes manifests -------------------------------------------------------------
 # The validators pin libraries that clash with the app's, so they live in their own venv.
 TOOLS_VENV := .tools/venv
-TOOLS_STAMP := $(TOOLS_VENV)/.installed-kv1.37.0-checkov3.3.30
+# The Kubeflow Spark Operator's API models (pydantic, generated from the operator's API types), for
+# the SparkApplication of the spark-batch component (tests/support/validate_spark.py).
+SPARK_OPERATOR_API := 2.4.0
+TOOLS_STAMP := $(TOOLS_VENV)/.installed-kv1.37.0-checkov3.3.30-kubeflow-spark-api$(SPARK_OPERATOR_API)
 # The Argo CD and Flux objects (manifests/gitops) and the Prometheus Operator's (the
 # monitoring-operator component) are validated against those projects' API schemas by the
 # generated models of these npm packages (tests/support/validate_crds.mjs).
@@ -99,11 +102,12 @@ AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell sha256sum airflow/requiremen
 
 .PHONY: tools manifests-check prometheus-rule
 
-tools: $(TOOLS_STAMP) $(NODE_STAMP) $(MLFLOW_STAMP) $(AIRFLOW_STAMP) ## Install the manifest validators: kubernetes-validate, checkov (.tools/venv), Argo CD, Flux and Prometheus Operator models (.tools/node); the MLflow image's server (.tools/mlflow); Airflow (.tools/airflow)
+tools: $(TOOLS_STAMP) $(NODE_STAMP) $(MLFLOW_STAMP) $(AIRFLOW_STAMP) ## Install the manifest validators: kubernetes-validate, checkov, the Spark Operator's API models (.tools/venv), Argo CD, Flux and Prometheus Operator models (.tools/node); the MLflow image's server (.tools/mlflow); Airflow (.tools/airflow)
 $(TOOLS_STAMP):
 	$(PYTHON) -m venv $(TOOLS_VENV)
 	$(TOOLS_VENV)/bin/pip install -q --upgrade pip
-	$(TOOLS_VENV)/bin/pip install -q kubernetes-validate==1.37.0 checkov==3.3.30
+	$(TOOLS_VENV)/bin/pip install -q kubernetes-validate==1.37.0 checkov==3.3.30 \
+		kubeflow-spark-api==$(SPARK_OPERATOR_API)
 	rm -f $(TOOLS_VENV)/.installed-* && touch $@
 # --ignore-scripts: the models are data and code to import; no package runs anything at install.
 $(NODE_STAMP):
