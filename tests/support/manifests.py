@@ -147,8 +147,13 @@ def validate_crds(objects: list[dict]) -> tuple[int, list[dict]]:
         pytest.fail("node is not on PATH: install Node.js 20 or newer (npm too), then `make tools`")
     if not (NODE_MODULES / "@kubernetes-models").is_dir():
         pytest.fail(f"{NODE_MODULES} has no @kubernetes-models: run `make tools`")
+    return _validate([node, str(VALIDATOR), str(NODE_MODULES)], objects)
+
+
+def _validate(command: list[str], objects: list[dict]) -> tuple[int, list[dict]]:
+    """Run a validator that reads the objects as JSON on stdin and prints its report: 0 valid, 1 not."""
     result = subprocess.run(
-        [node, str(VALIDATOR), str(NODE_MODULES)],
+        command,
         input=json.dumps(objects),
         capture_output=True,
         text=True,
@@ -167,14 +172,4 @@ SPARK_VALIDATOR = CHECKOUT_DIR / "tests" / "support" / "validate_spark.py"
 
 def validate_spark(objects: list[dict]) -> tuple[int, list[dict]]:
     """(exit status, report) of tests/support/validate_spark.py for these objects."""
-    result = subprocess.run(
-        [tool("python"), str(SPARK_VALIDATOR)],
-        input=json.dumps(objects),
-        capture_output=True,
-        text=True,
-        timeout=TOOL_TIMEOUT_S,
-        check=False,
-    )
-    if result.returncode not in (0, 1):
-        pytest.fail(result.stderr)  # names the fix: `make tools`
-    return result.returncode, json.loads(result.stdout)
+    return _validate([tool("python"), str(SPARK_VALIDATOR)], objects)
