@@ -12,14 +12,19 @@ import io
 import json
 import subprocess
 import tomllib
+from pathlib import PurePosixPath
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 import pytest
 import requests
 
 from jobs.cluster import key_objects
+from model.sample_data import write_sample
 from tests.fixtures.data import CHECKOUT_DIR
 from tests.support import images_docker as engine
-from tests.support.images_pods import configmaps, pods, resolved_env
+from tests.support.images_pods import configmaps, pods, resolved_env, spark_driver_pod
 from tests.support.images_stack import Stack
 from tests.support.manifests import image_tag, load_objects, render
 from tests.support.requirements import canonical, read_pins
@@ -31,16 +36,26 @@ MLFLOW = "Deployment/gender-mlflow"
 TRAIN = "CronJob/gender-retrain"
 API = "Deployment/gender-api"
 BATCH = "CronJob/gender-batch-predict"
-IMAGE_NAMES = ("gender-api", "gender-jobs", "gender-mlflow")
+IMAGE_NAMES = ("gender-api", "gender-jobs", "gender-spark", "gender-mlflow")
+# The spark image runs only in the spark-batch component, which this combination switches on.
+SPARK_OVERLAY = "manifests/tests/minikube-with-spark-batch"
+SPARK_MASTER = "local[2]"  # the driver's threads play the executors' pods
+SPARK_TIMEOUT_S = 600
 USER = "10001:10001"
 # Each image's own check, run as its user on a read-only root with only /tmp writable.
 SMOKE_COMMANDS = {
     "gender-api": 'python -c "from service.app import create_app; create_app()"',
     "gender-jobs": "python -m model.sample_data --out /tmp/s --users 50 && test -s /tmp/s/users.csv",
+    "gender-spark": 'python -c "import jobs.spark_batch" && java -version',
     "gender-mlflow": "mlflow --version",
 }
 # The requirements file (requirements/) of the dependency group each image installs (docker/Dockerfile).
-IMAGE_REQUIREMENTS = {"gender-api": "serve.txt", "gender-jobs": "train.txt", "gender-mlflow": "mlflow.txt"}
+IMAGE_REQUIREMENTS = {
+    "gender-api": "serve.txt",
+    "gender-jobs": "train.txt",
+    "gender-spark": "spark.txt",
+    "gender-mlflow": "mlflow.txt",
+}
 PROJECT = "gender-classifier"
 LIST_DISTRIBUTIONS = (
     "import importlib.metadata as m; print(*(f'{d.name}=={d.version}' for d in m.distributions()))"
@@ -74,6 +89,7 @@ def revision() -> str:
 def images(rendered, revision) -> dict[str, str]:
     """The image references the overlay names (name -> ref), freshly built under exactly those."""
     refs = {c["image"] for pod in pods(rendered).values() for c in pod.spec["containers"]}
+    refs.add(spark_application(load_objects(render(SPARK_OVERLAY)[0]))["spec"]["image"])
     by_name = {ref.rsplit(":", 1)[0]: ref for ref in refs}
     assert sorted(by_name) == sorted(IMAGE_NAMES), f"the overlay names images {sorted(refs)}"
     tags = {image_tag(ref) for ref in refs}
@@ -91,6 +107,11 @@ def stack(rendered, images):
         yield played
     finally:
         played.down()
+
+
+def spark_application(objects: list[dict]) -> dict:
+    (app,) = [o for o in objects if o["kind"] == "SparkApplication"]
+    return app
 
 
 def config(image: str, field: str) -> str:
@@ -190,7 +211,47 @@ def test_minikube_overlay_trains_serves_and_scores(stack, images, rendered):
 
 def predictions_location(pod, rendered) -> tuple[str, str]:
     """(claim, subPath) of the volume mount at the batch job's GENDER_OUTPUT_DIR."""
-    env = resolved_env(pod.container, configmaps(rendered))
-    mount = next(m for m in pod.container["volumeMounts"] if m["mountPath"] == env["GENDER_OUTPUT_DIR"])
+    return claim_at(pod, resolved_env(pod.container, configmaps(rendered))["GENDER_OUTPUT_DIR"])
+
+
+def test_the_spark_component_scores_a_parquet_table_with_the_registrys_champion(images, tmp_path):
+    """MLflow up -> a training sets the champion -> the SparkApplication's driver, run as the Spark
+    Operator starts it, scores a Parquet table on the data volume into the predictions volume."""
+    objects = load_objects(render(SPARK_OVERLAY)[0])
+    driver = spark_driver_pod(spark_application(objects), SPARK_MASTER)
+    env = resolved_env(driver.container, configmaps(objects))
+    arguments = driver.container["args"]
+    table = PurePosixPath(arguments[arguments.index("--input") + 1])
+    write_sample(tmp_path, n_users=300, seed=7, trips=False)
+    users = tmp_path / "users.csv"
+    pq.write_table(pa_csv.read_csv(users), tmp_path / "users.parquet")
+
+    stack = Stack([*objects, *key_objects()])
+    try:
+        stack.up()
+        mlflow = stack.start(MLFLOW)
+        stack.wait_probe(mlflow, "startupProbe")
+        stack.run_to_completion(TRAIN)
+        claim, sub_path = claim_at(driver, str(table.parent))
+        stack.write_claim(claim, sub_path, {table.name: (tmp_path / "users.parquet").read_bytes()},
+                          images["gender-spark"], USER)  # fmt: skip
+        run = stack.run_pod_to_completion(driver, "spark-driver", SPARK_TIMEOUT_S)
+        claim, sub_path = claim_at(driver, env["GENDER_OUTPUT_DIR"])
+        written = stack.read_claim(claim, sub_path, images["gender-spark"])
+    finally:
+        stack.down()
+    parts = [name for name in written if name.startswith("predictions-") and name.endswith(".parquet")]
+    if not parts:
+        engine.fail_with_logs(run, f"no predictions-*.parquet parts in {claim}/{sub_path}: {sorted(written)}")
+    scored = pa.concat_tables(pq.read_table(io.BytesIO(written[name])) for name in parts).to_pandas()
+    assert sorted(scored["code"]) == sorted(pa_csv.read_csv(users)["code"].to_pylist())
+    assert set(scored["predicted_gender"]) <= GENDERS
+    assert scored["probability"].between(0.5, 1).all()
+    assert not [name for name in written if ".partial" in name]
+
+
+def claim_at(pod, path: str) -> tuple[str, str]:
+    """(claim, subPath) of the pod's volume mount at `path`."""
+    mount = next(m for m in pod.container["volumeMounts"] if m["mountPath"] == path)
     volume = next(v for v in pod.spec["volumes"] if v["name"] == mount["name"])
     return volume["persistentVolumeClaim"]["claimName"], mount.get("subPath", ".")

@@ -351,3 +351,23 @@ def run_args(
         pod.container["image"],
         *trailing,
     ]
+
+
+def spark_driver_pod(app: dict, master: str) -> Pod:
+    """The driver pod the Spark Operator makes of a SparkApplication (image, the driver's arguments of
+    the image's entrypoint, environment, volumes, user), with its executors played by threads of the
+    driver (`master`, such as local[2]) instead of pods of their own."""
+    spec, driver = app["spec"], app["spec"]["driver"]
+    arguments = ["driver", "--master", master, spec["mainApplicationFile"], *spec.get("arguments", [])]
+    container = {
+        "name": "spark-kubernetes-driver",
+        "image": driver.get("image", spec["image"]),
+        "args": arguments,
+        **{
+            key: driver[key] for key in ("env", "envFrom", "volumeMounts", "securityContext") if key in driver
+        },
+    }
+    pod_spec = {"containers": [container], "volumes": spec.get("volumes", [])}
+    if "podSecurityContext" in driver:
+        pod_spec["securityContext"] = driver["podSecurityContext"]
+    return Pod(f"SparkApplication/{app['metadata']['name']} driver", driver.get("labels", {}), pod_spec)

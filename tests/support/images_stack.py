@@ -11,6 +11,7 @@ import base64
 import io
 import secrets
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -135,6 +136,34 @@ class Stack:
         if code != 0:
             engine.fail_with_logs(name, f"{owner} exited with {code}")
         return name
+
+    def run_pod_to_completion(self, pod: Pod, name: str, timeout: float) -> str:
+        """Run a pod that no rendered workload templates (one an operator makes) to a zero exit."""
+        name = self._start(pod, f"{self.run}-{name}")
+        code = engine.wait_exit(name, timeout)
+        if code != 0:
+            engine.fail_with_logs(name, f"{pod.owner} exited with {code}")
+        return name
+
+    def write_claim(self, claim: str, path: str, files: dict[str, bytes], image: str, owner: str) -> None:
+        """Put files under `path` of a claim's volume, owned by `owner` ("uid:gid"), as a loader would."""
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, content in files.items():
+                member = tarfile.TarInfo(name)
+                member.size, member.mode = len(content), 0o644
+                tar.addfile(member, io.BytesIO(content))
+        target = f"{VOLUME_ROOT}/{path}"
+        subprocess.run(
+            [
+                "docker", "run", "--rm", "--interactive", "--user=0:0", "--network=none",
+                f"--label={self.label}",
+                f"--mount=type=volume,src={self.claims[claim].volume},dst={VOLUME_ROOT}",
+                "--entrypoint=sh", image, "-c",
+                f"mkdir -p {target} && tar -C {target} -xf - && chown -R {owner} {target}",
+            ],
+            input=buffer.getvalue(), capture_output=True, check=True, timeout=engine.CALL_TIMEOUT_S,
+        )  # fmt: skip
 
     def _job_timeout(self, owner: str) -> float:
         kind, name = owner.split("/")
