@@ -16,6 +16,7 @@ import functools
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -108,6 +109,11 @@ def score(settings: SparkBatchSettings, users_file: Path, stamp: str) -> Scoring
     )
 
 
+def literal(path: Path) -> str:
+    """A path for Spark's readers, which take it as a Hadoop glob: its pattern characters escaped."""
+    return re.sub(r"([\\{}\[\]*?])", r"\\\1", str(path))
+
+
 def download_champion(work: Path) -> tuple[Path, str]:
     """The champion's registry version, downloaded into `work`; ArtifactError when there is none."""
     client = MlflowClient()
@@ -153,13 +159,13 @@ def read_users(spark: SparkSession, path: Path) -> DataFrame:
         raise DataError(path, "file not found")
     try:
         if is_parquet(path):
-            users = spark.read.parquet(str(path))
+            users = spark.read.parquet(literal(path))
             header = users.columns
         else:
-            header = spark.read.csv(str(path), header=True).columns  # the first line only
+            header = spark.read.csv(literal(path), header=True).columns  # the first line only
             columns = [StructField(name, StringType()) for name in header]
             users = spark.read.csv(
-                str(path),
+                literal(path),
                 header=True,
                 escape='"',  # RFC 4180: a quote inside a quoted cell is doubled
                 schema=StructType([*columns, StructField(CORRUPT_ROW, StringType())]),
@@ -256,7 +262,7 @@ def write_atomically(spark: SparkSession, predictions: DataFrame, out: Path) -> 
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         predictions.write.parquet(str(partial))
-        written = spark.read.parquet(str(partial)).agg(
+        written = spark.read.parquet(literal(partial)).agg(
             F.count("*").alias("rows"),
             F.sum((F.col("predicted_gender") == "female").cast("bigint")).alias("female"),
             F.mean("probability").alias("mean_probability"),

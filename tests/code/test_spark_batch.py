@@ -70,10 +70,10 @@ def nothing_written(output_dir: Path) -> bool:
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_both_engines_give_the_same_predictions_summary_and_drift(tmp_path, sample_data_dir, registry, kind):
     users = sample_data_dir / "users.csv"
-    if kind == "parquet":
-        users = as_parquet(users, tmp_path / "users.parquet")
+    if kind == "parquet":  # Spark's readers take a path as a glob: these characters are literal
+        users = as_parquet(users, tmp_path / "users [1] {a}.parquet")
     tracked = {"MLFLOW_TRACKING_URI": registry.url}
-    spark = spark_job(tmp_path / "spark", sample_data_dir, users, **tracked)
+    spark = spark_job(tmp_path / "spark[1]", sample_data_dir, users, **tracked)
     assert spark.returncode == 0, spark.stdout + spark.stderr
     # The single-node engine, with the champion's version as the retrain published it.
     single = run_job(
@@ -106,7 +106,7 @@ def test_both_engines_give_the_same_predictions_summary_and_drift(tmp_path, samp
     for feature, shares in single_drift["features"].items():
         assert spark_drift["features"][feature] == pytest.approx(shares, abs=1e-12), feature
 
-    out = tmp_path / "spark" / "predictions"
+    out = tmp_path / "spark[1]" / "predictions"
     assert (out / "latest.parquet").resolve() == Path(by_spark["output"]).resolve()
     assert [p.name for p in out.iterdir() if p.name.endswith(".partial")] == []
 
