@@ -3,8 +3,8 @@
 It scores a users table (CSV or Parquet, users.csv's columns) with the registry's champion,
 models:/gender-classifier@champion, through mlflow.pyfunc.spark_udf: the registered pyfunc, loaded
 and verified in every executor, is the only model code. It writes predictions-<stamp>.parquet (a
-directory of part files) into the output directory, first under a hidden name that is renamed once
-every part is written, and points latest.parquet at it.
+directory of part files) into the output directory, first as predictions-<stamp>.partial, renamed
+once every part is written, and points latest.parquet at it.
 
 One pass over the table checks every value as model.data checks a file (a refusal names the user's
 code and the column) and counts the users' drift bins with the champion's own feature path; the
@@ -157,8 +157,9 @@ def read_users(spark: SparkSession, path: Path) -> DataFrame:
     a row of the wrong width kept aside in CORRUPT_ROW (the check refuses it, quoting nothing)."""
     if not path.exists():
         raise DataError(path, "file not found")
+    parquet = is_parquet(path)
     try:
-        if is_parquet(path):
+        if parquet:
             users = spark.read.parquet(literal(path))
             header = users.columns
         else:
@@ -174,7 +175,7 @@ def read_users(spark: SparkSession, path: Path) -> DataFrame:
     except AnalysisException as error:
         raise DataError(path, f"not a readable table ({error.getMessage()})") from None
     check_header(path, header, USERS_COLUMNS, OPTIONAL_USERS_COLUMNS)
-    if is_parquet(path):
+    if parquet:
         arrow = to_arrow_schema(users.schema)
         for column in USERS_COLUMNS:
             if column.name in header:
@@ -192,7 +193,7 @@ def _check_batches(
         raw = {name: pa.chunked_array([batch.column(name)]) for name in batch.schema.names}
         if not parquet:
             if raw.pop(CORRUPT_ROW).null_count < batch.num_rows:
-                yield refusal(None, None, "a row whose number of fields is not the header's")
+                yield check_result(reason="a row whose number of fields is not the header's")
                 return
             # Spark reads an empty cell as null, model.data as empty text.
             raw = {name: column.fill_null("").to_pandas() for name, column in raw.items()}
@@ -200,16 +201,16 @@ def _check_batches(
             users = checked_values(path, raw, USERS_COLUMNS, parquet)
         except DataError as error:
             code = None if error.column == "code" else str(raw["code"][error.row - 1])
-            yield refusal(code, error.column, error.reason)
+            yield check_result(code=code, column=error.column, reason=error.reason)
             return
         counts = drift.BinCounts().add(predictor.score(factorized_columns(users)).bins)
-        found = {"code": None, "column": None, "reason": None, "counts": counts.flat()}
-        yield pa.RecordBatch.from_pylist([found], schema=CHECK_ARROW_SCHEMA)
+        yield check_result(counts=counts.flat())
 
 
-def refusal(code: str | None, column: str | None, reason: str) -> pa.RecordBatch:
-    found = {"code": code, "column": column, "reason": reason, "counts": None}
-    return pa.RecordBatch.from_pylist([found], schema=CHECK_ARROW_SCHEMA)
+def check_result(**fields) -> pa.RecordBatch:
+    """One CHECK_SCHEMA row: a refusal (code, column, reason) or a batch's counts; the rest null."""
+    row = dict.fromkeys(CHECK_SCHEMA.names) | fields
+    return pa.RecordBatch.from_pylist([row], schema=CHECK_ARROW_SCHEMA)
 
 
 def checked_bins(users: DataFrame, path: Path) -> drift.BinCounts:
@@ -255,7 +256,7 @@ def predict(spark: SparkSession, users: DataFrame, model_dir: Path, model_versio
 
 
 def write_atomically(spark: SparkSession, predictions: DataFrame, out: Path) -> tuple[int, int, float]:
-    """Write the predictions under a hidden name, count them from what was written, then rename:
+    """Write the predictions under a partial name, count them from what was written, then rename:
     readers never see part of a table. Returns the rows, the female ones and the mean probability."""
     partial = out.with_name(f"{out.stem}.partial")  # not hidden: Spark ignores names starting with a dot
     shutil.rmtree(partial, ignore_errors=True)  # what a run that was killed left

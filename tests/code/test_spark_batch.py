@@ -61,8 +61,13 @@ def as_parquet(csv: Path, out: Path, **replace: pa.Array) -> Path:
     return out
 
 
-def nothing_written(output_dir: Path) -> bool:
-    return not output_dir.exists() or not [
+def assert_refused(done, code: ExitCode, message: str, work: Path) -> None:
+    """The job exited with `code`, said `message` without a traceback, and wrote no predictions."""
+    assert done.returncode == code, done.stdout + done.stderr
+    assert message in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    output_dir = work / "predictions"
+    assert not output_dir.exists() or not [
         p for p in output_dir.iterdir() if p.name.startswith("predictions")
     ]
 
@@ -114,10 +119,7 @@ def test_both_engines_give_the_same_predictions_summary_and_drift(tmp_path, samp
 def test_a_missing_file_is_named(tmp_path, sample_data_dir, registry):
     missing = tmp_path / "nowhere" / "users.parquet"
     done = spark_job(tmp_path, sample_data_dir, missing, MLFLOW_TRACKING_URI=registry.url)
-    assert done.returncode == ExitCode.BAD_INPUT
-    assert f"{missing}: file not found" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
-    assert nothing_written(tmp_path / "predictions")
+    assert_refused(done, ExitCode.BAD_INPUT, f"{missing}: file not found", tmp_path)
 
 
 def test_a_parquet_column_of_the_wrong_type_is_named(tmp_path, sample_data_dir, registry):
@@ -125,10 +127,12 @@ def test_a_parquet_column_of_the_wrong_type_is_named(tmp_path, sample_data_dir, 
     ages = pa.array([str(age) for age in users["age"].to_pylist()])
     table = as_parquet(sample_data_dir / "users.csv", tmp_path / "users.parquet", age=ages)
     done = spark_job(tmp_path, sample_data_dir, table, MLFLOW_TRACKING_URI=registry.url)
-    assert done.returncode == ExitCode.BAD_INPUT
-    assert f"{table}, column 'age': column type string, expected an integer type" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
-    assert nothing_written(tmp_path / "predictions")
+    assert_refused(
+        done,
+        ExitCode.BAD_INPUT,
+        f"{table}, column 'age': column type string, expected an integer type",
+        tmp_path,
+    )
 
 
 def test_a_refused_value_names_the_users_code_and_the_column(tmp_path, sample_data_dir, registry):
@@ -137,11 +141,9 @@ def test_a_refused_value_names_the_users_code_and_the_column(tmp_path, sample_da
     users = tmp_path / "users.csv"
     frame.to_csv(users, index=False)
     done = spark_job(tmp_path, sample_data_dir, users, MLFLOW_TRACKING_URI=registry.url)
-    assert done.returncode == ExitCode.BAD_INPUT
     code = frame.loc[300, "code"]
-    assert f"{users}, column 'age': user code {code}: 130 is above the allowed 120" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
-    assert nothing_written(tmp_path / "predictions")
+    message = f"{users}, column 'age': user code {code}: 130 is above the allowed 120"
+    assert_refused(done, ExitCode.BAD_INPUT, message, tmp_path)
 
 
 def test_a_row_of_the_wrong_width_is_refused(tmp_path, sample_data_dir, registry):
@@ -150,10 +152,9 @@ def test_a_row_of_the_wrong_width_is_refused(tmp_path, sample_data_dir, registry
     lines[10] += ",extra"
     users.write_text("\n".join(lines) + "\n")
     done = spark_job(tmp_path, sample_data_dir, users, MLFLOW_TRACKING_URI=registry.url)
-    assert done.returncode == ExitCode.BAD_INPUT
-    assert f"{users}: a row whose number of fields is not the header's" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
-    assert nothing_written(tmp_path / "predictions")
+    assert_refused(
+        done, ExitCode.BAD_INPUT, f"{users}: a row whose number of fields is not the header's", tmp_path
+    )
 
 
 def test_an_unreachable_registry_is_named(tmp_path, sample_data_dir):
@@ -164,10 +165,9 @@ def test_an_unreachable_registry_is_named(tmp_path, sample_data_dir):
         MLFLOW_TRACKING_URI="http://127.0.0.1:9",
         GENDER_TRACKING_WAIT_S="0.5",
     )
-    assert done.returncode == ExitCode.TRACKING
-    assert "MLflow tracking server http://127.0.0.1:9 is unreachable" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
-    assert nothing_written(tmp_path / "predictions")
+    assert_refused(
+        done, ExitCode.TRACKING, "MLflow tracking server http://127.0.0.1:9 is unreachable", tmp_path
+    )
 
 
 def test_a_registry_without_a_champion_is_named(tmp_path, sample_data_dir):
@@ -179,10 +179,12 @@ def test_a_registry_without_a_champion_is_named(tmp_path, sample_data_dir):
         )
     finally:
         server.stop()
-    assert done.returncode == ExitCode.NO_MODEL
-    assert f"no champion in the registry at {server.url}: {CHAMPION} does not exist" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
-    assert nothing_written(tmp_path / "predictions")
+    assert_refused(
+        done,
+        ExitCode.NO_MODEL,
+        f"no champion in the registry at {server.url}: {CHAMPION} does not exist",
+        tmp_path,
+    )
 
 
 def test_the_spark_engine_needs_a_registry_and_a_table(tmp_path, sample_data_dir):
@@ -205,8 +207,5 @@ def test_a_champion_signed_by_an_untrusted_key_is_refused_before_unpickling(
         MLFLOW_TRACKING_URI=registry.url,
         GENDER_TRUSTED_KEYS_DIR=str(others),
     )
-    assert done.returncode == ExitCode.NO_MODEL
-    assert f"{CHAMPION} (registry version 1): " in done.stdout
+    assert_refused(done, ExitCode.NO_MODEL, f"{CHAMPION} (registry version 1): ", tmp_path)
     assert "signed by untrusted key" in done.stdout and "refusing to unpickle it" in done.stdout
-    assert "Traceback" not in done.stdout + done.stderr
-    assert nothing_written(tmp_path / "predictions")
