@@ -27,12 +27,17 @@ STANDIN_BASE = "gender-base:bookworm"
 
 
 def docker(
-    *args: str, timeout: float = CALL_TIMEOUT_S, check: bool = True, text: bool = True
+    *args: str,
+    timeout: float = CALL_TIMEOUT_S,
+    check: bool = True,
+    text: bool = True,
+    stdin: bytes | str | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run `docker ARGS`; with check, a non-zero exit fails the test with docker's message."""
+    """Run `docker ARGS` (with `stdin` as its input); with check, a non-zero exit fails the test with
+    docker's message."""
     try:
         result = subprocess.run(
-            ["docker", *args], capture_output=True, text=text, timeout=timeout, check=False
+            ["docker", *args], input=stdin, capture_output=True, text=text, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"`docker {' '.join(args[:3])} ...` did not finish within {timeout:.0f} s")

@@ -11,7 +11,6 @@ import base64
 import io
 import secrets
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -154,15 +153,12 @@ class Stack:
                 member.size, member.mode = len(content), 0o644
                 tar.addfile(member, io.BytesIO(content))
         target = f"{VOLUME_ROOT}/{path}"
-        subprocess.run(
-            [
-                "docker", "run", "--rm", "--interactive", "--user=0:0", "--network=none",
-                f"--label={self.label}",
-                f"--mount=type=volume,src={self.claims[claim].volume},dst={VOLUME_ROOT}",
-                "--entrypoint=sh", image, "-c",
-                f"mkdir -p {target} && tar -C {target} -xf - && chown -R {owner} {target}",
-            ],
-            input=buffer.getvalue(), capture_output=True, check=True, timeout=engine.CALL_TIMEOUT_S,
+        engine.docker(
+            "run", "--rm", "--interactive", "--user=0:0", "--network=none", f"--label={self.label}",
+            f"--mount=type=volume,src={self.claims[claim].volume},dst={VOLUME_ROOT}",
+            "--entrypoint=sh", image, "-c",
+            f"mkdir -p {target} && tar -C {target} -xf - && chown -R {owner} {target}",
+            text=False, stdin=buffer.getvalue(),
         )  # fmt: skip
 
     def _job_timeout(self, owner: str) -> float:
